@@ -1,0 +1,33 @@
+# One-command set-up and test. `make lab` to study, `make test` to check everything.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval-sanitize.cfg
+
+.PHONY: setup lab test unit notebooks clean-data
+
+setup: $(STAMP)  ## create .venv (if missing) and install the course package with its dependencies
+
+# Reinstalls whenever pyproject.toml changes. On machines whose pip caps torch at 2.14.1 (see
+# README), the resolver picks torch 2.14.1 with torchvision 0.29.1; elsewhere any recent pair.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[dev]"
+	$(BIN)/python -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+lab: setup  ## open JupyterLab on the notebooks
+	$(BIN)/jupyter lab notebooks/
+
+test: setup  ## unit tests, then every notebook re-run and compared with its stored outputs
+	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+
+unit: setup  ## unit tests only
+	$(BIN)/python -m pytest tests
+
+notebooks: setup  ## the notebooks only (strict nbval)
+	$(BIN)/python -m pytest notebooks $(NBVAL)
+
+clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them)
+	find data -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Reference implementations for the FCN course."""

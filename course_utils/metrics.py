@@ -1,0 +1,200 @@
+"""Segmentation metrics: confusion matrix, pixel accuracy and (mean) IoU.
+
+Everything here works on *integer label maps*. A segmentation network gives
+scores of shape (N, C, H, W); turn them into labels first with
+``pred = scores.argmax(dim=1)``, which has shape (N, H, W) like the target.
+
+The confusion matrix is the one object everything else is built from:
+
+    cm[i, j] = number of pixels whose true class is i and predicted class is j
+
+    rows    = target (ground-truth) class
+    columns = predicted class
+
+From it, for every class c:
+
+    TP = cm[c, c]                 (true class c, predicted c)
+    FN = cm[c, :].sum() - TP      (true class c, predicted something else)
+    FP = cm[:, c].sum() - TP      (predicted c, true class something else)
+    IoU_c = TP / (TP + FP + FN)   (intersection over union)
+
+Pixels whose target equals ``ignore_index`` (255 in PASCAL VOC: object
+borders and "void") are skipped everywhere: their prediction does not matter.
+
+Dataset-level scores
+--------------------
+Following the FCN reference scoring (Long et al., ``score.py``), the metric
+for a whole dataset is computed by *summing confusion matrices* over all
+batches and then calling :func:`iou_from_confusion` once::
+
+    cm = torch.zeros(C, C, dtype=torch.long)
+    for images, targets in loader:
+        pred = model(images).argmax(dim=1)
+        cm += confusion_matrix(pred, targets, C)
+    miou = iou_from_confusion(cm).nanmean().item()
+
+This is NOT the same as averaging per-image mIoU values: a small image (or an
+image where a class covers three pixels) would then weigh as much as a large
+one, and classes absent from an image would change which classes get averaged.
+"""
+
+import torch
+
+__all__ = [
+    "confusion_matrix",
+    "pixel_accuracy",
+    "iou_from_confusion",
+    "iou_per_class",
+    "mean_iou",
+]
+
+
+# ---------------------------------------------------------------------------
+# Input checks (kept in one place so every metric reports errors the same way)
+# ---------------------------------------------------------------------------
+
+def _check_labels(pred, target):
+    """Check that pred and target are integer label tensors of the same shape."""
+    if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise ValueError("pred and target must be torch tensors")
+    if pred.is_floating_point() or pred.is_complex():
+        raise ValueError(
+            f"pred must hold integer class labels, got dtype {pred.dtype}. "
+            "If you have scores of shape (N, C, H, W), take "
+            "pred = scores.argmax(dim=1) first."
+        )
+    if target.is_floating_point() or target.is_complex():
+        raise ValueError(f"target must hold integer class labels, got dtype {target.dtype}")
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
+            f"and target {tuple(target.shape)}"
+        )
+    if pred.device != target.device:
+        raise ValueError(
+            f"pred and target must be on the same device, got {pred.device} and {target.device}"
+        )
+
+
+def _check_num_classes(num_classes):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------
+
+def confusion_matrix(pred, target, num_classes, ignore_index=255):
+    """Count (true class, predicted class) pairs.
+
+    Inputs:
+    - pred: integer tensor of predicted labels, any shape, e.g. (N,), (H, W)
+      or (N, H, W). Values in [0, num_classes) wherever target is not ignored.
+    - target: integer tensor of true labels, same shape as pred. Values in
+      [0, num_classes) or equal to ignore_index.
+    - num_classes: int C >= 1.
+    - ignore_index: target value marking pixels to skip (their prediction is
+      not looked at, so it may be anything).
+
+    Returns:
+    - cm: LongTensor of shape (C, C) on the input device, where cm[i, j] is
+      the number of pixels with target i and prediction j
+      (rows = target, columns = prediction).
+    """
+    _check_labels(pred, target)
+    _check_num_classes(num_classes)
+
+    # Keep only the pixels we score, as flat 1-D tensors of shape (P,).
+    valid = target != ignore_index
+    t = target[valid].long()
+    p = pred[valid].long()
+
+    if t.numel() > 0:
+        if t.min() < 0 or t.max() >= num_classes:
+            bad = t[(t < 0) | (t >= num_classes)].unique().tolist()
+            raise ValueError(
+                f"target has values {bad} outside [0, {num_classes}) "
+                f"that are not ignore_index={ignore_index}"
+            )
+        if p.min() < 0 or p.max() >= num_classes:
+            bad = p[(p < 0) | (p >= num_classes)].unique().tolist()
+            raise ValueError(f"pred has values {bad} outside [0, {num_classes})")
+
+    # Each (target, pred) pair gets a unique index t * C + p in [0, C*C);
+    # counting those indices and reshaping gives the C x C matrix.
+    counts = torch.bincount(t * num_classes + p, minlength=num_classes ** 2)
+    return counts.reshape(num_classes, num_classes)
+
+
+def pixel_accuracy(pred, target, ignore_index=255):
+    """Fraction of non-ignored pixels whose predicted label is correct.
+
+    Inputs:
+    - pred: integer tensor of predicted labels, any shape.
+    - target: integer tensor of true labels, same shape as pred.
+    - ignore_index: target value marking pixels to skip.
+
+    Returns:
+    - accuracy: Python float in [0, 1] = (# correct pixels) / (# scored pixels).
+
+    Raises ValueError if every target pixel equals ignore_index.
+    """
+    _check_labels(pred, target)
+    valid = target != ignore_index
+    num_valid = int(valid.sum())
+    if num_valid == 0:
+        raise ValueError("no pixels to score: every target pixel is ignore_index")
+    num_correct = int(((pred == target) & valid).sum())
+    return num_correct / num_valid
+
+
+def iou_from_confusion(cm):
+    """Per-class intersection over union from a confusion matrix.
+
+    Inputs:
+    - cm: tensor of shape (C, C), rows = target class, columns = prediction,
+      e.g. from confusion_matrix() or a sum of several of them.
+
+    Returns:
+    - iou: FloatTensor of shape (C,), iou[c] = TP / (TP + FP + FN).
+      iou[c] is NaN when class c appears neither in the targets nor in the
+      predictions (union 0): there is nothing to score, which is different
+      from scoring 0. Use iou.nanmean() to average over the scored classes.
+    """
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"cm must be a square (C, C) matrix, got shape {tuple(cm.shape)}")
+    cm = cm.float()
+    tp = cm.diag()                                  # (C,)
+    union = cm.sum(dim=1) + cm.sum(dim=0) - tp      # TP + FN + TP + FP - TP
+    # 0 / 0 = NaN for classes with an empty union, exactly what we want.
+    return tp / union
+
+
+def iou_per_class(pred, target, num_classes, ignore_index=255):
+    """Per-class IoU of one prediction / target pair.
+
+    Inputs: as for confusion_matrix(): pred and target integer tensors of the
+    same shape, num_classes C, ignore_index.
+
+    Returns:
+    - iou: FloatTensor of shape (C,); NaN for classes absent from both
+      pred and target (see iou_from_confusion()).
+    """
+    return iou_from_confusion(confusion_matrix(pred, target, num_classes, ignore_index))
+
+
+def mean_iou(pred, target, num_classes, ignore_index=255):
+    """Mean IoU over the classes present in pred or target.
+
+    Classes with NaN IoU (absent from both) are left out of the mean
+    (nanmean), as in the FCN reference scoring. For a whole dataset, sum the
+    confusion matrices of all batches and call iou_from_confusion() once;
+    see the module docstring.
+
+    Inputs: as for confusion_matrix().
+
+    Returns:
+    - miou: Python float. NaN only if no pixel is scored at all.
+    """
+    return iou_per_class(pred, target, num_classes, ignore_index).nanmean().item()
