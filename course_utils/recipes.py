@@ -1,0 +1,70 @@
+"""The course's trained models: one recipe each, loaded from a checkpoint or trained on demand.
+
+Notebook 3 trains the classifier with `trained_classifier()`; notebook 4 calls the same
+function, so it finds notebook 3's checkpoint, or (run on its own) retrains the very same model.
+The recipe and the width are part of the checkpoint's configuration: change either and the old
+file no longer matches, so it is retrained instead of silently reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import TensorDataset
+
+from .data import NUM_CLASSES, ShapesDataset, materialize
+from .models import VGG11Classifier
+from .train import CHECKPOINT_DIR, default_width, fit, load_or_train, pick_device
+
+#: How the classifier is trained. Seeds: 0 = training set, 1 = test set, 2 = validation set.
+CLASSIFIER_RECIPE = {
+    "image_size": 64,
+    "train_samples": 4000,
+    "val_samples": 500,
+    "epochs": 6,
+    "lr": 3e-3,
+    "batch_size": 64,
+    "seed": 0,
+}
+TRAIN_SEED, TEST_SEED, VAL_SEED = 0, 1, 2
+
+
+def shapes_split(num_samples: int, seed: int, image_size: int = 64) -> TensorDataset:
+    """A ShapesDataset held in memory as (images (N, 3, H, W), labels (N,), masks (N, H, W))."""
+    return TensorDataset(*materialize(ShapesDataset(num_samples, image_size=image_size, seed=seed)))
+
+
+def classifier_checkpoint(width: int) -> Path:
+    return CHECKPOINT_DIR / f"classifier_w{width}.pt"
+
+
+def train_classifier(model: VGG11Classifier, recipe: dict = CLASSIFIER_RECIPE, progress: bool = True) -> dict:
+    """Train `model` in place on the synthetic shapes, as the recipe says; return the history."""
+    train_data = shapes_split(recipe["train_samples"], TRAIN_SEED, recipe["image_size"])
+    val_data = shapes_split(recipe["val_samples"], VAL_SEED, recipe["image_size"])
+    return fit(
+        model,
+        train_data,
+        epochs=recipe["epochs"],
+        lr=recipe["lr"],
+        batch_size=recipe["batch_size"],
+        val_data=val_data,
+        seed=recipe["seed"],
+        progress=progress,
+    )
+
+
+def trained_classifier(width: int | None = None, device=None, retrain: bool = True) -> tuple[VGG11Classifier, dict]:
+    """The course's trained classifier and its training history, from data/checkpoints/ if valid.
+
+    width: None picks the device's default (16 on a CPU, 64 on a GPU).
+    retrain: train when the checkpoint is missing or invalid (else raise CheckpointError).
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    width = default_width(device) if width is None else width
+    torch.manual_seed(CLASSIFIER_RECIPE["seed"])  # the same initial weights every time
+    model = VGG11Classifier(num_classes=NUM_CLASSES, width=width).to(device)
+    config = {"num_classes": NUM_CLASSES, "width": width, **CLASSIFIER_RECIPE}
+    history = load_or_train(classifier_checkpoint(width), model, config, train_classifier, retrain=retrain)
+    return model.to(device).eval(), history

@@ -1,0 +1,65 @@
+"""From per-pixel class scores to masks, and from masks to a score table.
+
+The converted classifier has one score map per object class and none for the background (it was
+never taught what background is). So a pixel is called background when even its best class
+score is low, below a threshold chosen on validation images, and the best class otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .metrics import confusion_matrix, iou_from_confusion
+
+
+def scores_to_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Scores (N, K, H, W) of K object classes -> mask (N, H, W) in {0 (background), 1..K}.
+
+    Pixel (h, w) gets class argmax_k scores[:, k, h, w] + 1 if that best score exceeds
+    `threshold`, else 0.
+    """
+    if scores.dim() != 4:
+        raise ValueError(f"expected scores shaped (N, K, H, W), got {tuple(scores.shape)}")
+    best_score, best_class = scores.max(dim=1)
+    return torch.where(best_score > threshold, best_class + 1, torch.zeros_like(best_class))
+
+
+def segmentation_report(pred: torch.Tensor, target: torch.Tensor, class_names: Sequence[str], ignore_index: int = 255) -> dict:
+    """Pixel accuracy, mIoU and per-class IoU of predicted masks against true masks.
+
+    pred, target: (N, H, W) masks with 0 = background and k + 1 = class_names[k].
+    Scores are computed from one confusion matrix summed over all images. Returns
+    {"pixel_accuracy": float, "mean_iou": float, "iou": {name: float}} with "background" first;
+    a class absent from both prediction and target gets NaN and is left out of the mean.
+    """
+    names = ["background", *class_names]
+    cm = confusion_matrix(pred, target, len(names), ignore_index)
+    iou = iou_from_confusion(cm)
+    return {
+        "pixel_accuracy": (cm.diag().sum() / cm.sum()).item(),
+        "mean_iou": iou.nanmean().item(),
+        "iou": dict(zip(names, iou.tolist())),
+    }
+
+
+def choose_threshold(scores: torch.Tensor, target: torch.Tensor, candidates: Sequence[float], class_names: Sequence[str]) -> tuple[float, dict]:
+    """The candidate threshold with the best mIoU on (validation) scores; returns it and {t: mIoU}."""
+    results = {float(t): segmentation_report(scores_to_mask(scores, t), target, class_names)["mean_iou"] for t in candidates}
+    best = max(results, key=results.get)
+    return best, results
+
+
+def format_report(reports: dict[str, dict]) -> str:
+    """A text table: one row per method, columns pixel accuracy, mIoU, then IoU per class."""
+    if not reports:
+        raise ValueError("no reports to format")
+    first = next(iter(reports.values()))
+    names = list(first["iou"])
+    header = f"{'':<24}{'pix.acc':>8}{'mIoU':>7}" + "".join(f"{n[:8]:>9}" for n in names)
+    lines = [header]
+    for method, report in reports.items():
+        cells = "".join(f"{v:>9.3f}" if v == v else f"{'-':>9}" for v in report["iou"].values())
+        lines.append(f"{method:<24}{report['pixel_accuracy']:>8.3f}{report['mean_iou']:>7.3f}{cells}")
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""An interactive explorer for notebook 4: pick an image, a class and a threshold.
+
+The class holds precomputed per-pixel scores, so moving a control only redraws. Its callbacks
+are plain methods, tested without a browser (set a control's `.value`, read `.figure` and
+`.summary`). `render()` draws the same figure without any widget, as a static fallback.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import display
+
+from .segment import scores_to_mask, segmentation_report
+from .viz import overlay_mask, to_uint8
+
+ALL_CLASSES = "all classes (mask)"
+
+
+class FCNExplorer:
+    """Image, the heatmap of one class (or the predicted mask), and the true mask side by side.
+
+    images (N, 3, H, W), scores (N, K, H, W) from the FCN, masks (N, H, W) true masks.
+    """
+
+    def __init__(self, images: torch.Tensor, scores: torch.Tensor, masks: torch.Tensor,
+                 class_names: Sequence[str], threshold: float = 0.0):
+        import ipywidgets as w  # a course dependency; imported here so viz-only users need not
+
+        if not (len(images) == len(scores) == len(masks)):
+            raise ValueError(f"need as many images, score maps and masks, got {len(images)}, {len(scores)}, {len(masks)}")
+        if scores.shape[1] != len(class_names):
+            raise ValueError(f"scores have {scores.shape[1]} classes but {len(class_names)} class names were given")
+        self.images, self.scores, self.masks = images.cpu(), scores.cpu(), masks.cpu()
+        self.class_names = list(class_names)
+        low, high = float(scores.min()), float(scores.max())
+        self.image = w.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
+        self.choice = w.Dropdown(options=[ALL_CLASSES, *self.class_names], value=ALL_CLASSES, description="show")
+        low, high = math.floor(low * 10) / 10, math.ceil(high * 10) / 10  # the whole score range
+        self.threshold = w.FloatSlider(value=min(max(threshold, low), high), min=low, max=high, step=0.05,
+                                       description="threshold")
+        self.summary = w.HTML()
+        self.output = w.Output()
+        self.figure = None
+        for control in (self.image, self.choice, self.threshold):
+            control.observe(self.update, names="value")
+        self.widget = w.VBox([w.HBox([self.image, self.choice, self.threshold]), self.summary, self.output])
+        self.update()
+
+    def render(self, index: int | None = None, choice: str | None = None, threshold: float | None = None):
+        """Draw the current (or the given) settings into a new matplotlib Figure and return it."""
+        index = self.image.value if index is None else index
+        choice = self.choice.value if choice is None else choice
+        threshold = self.threshold.value if threshold is None else threshold
+        image, scores, truth = self.images[index], self.scores[index], self.masks[index]
+        predicted = scores_to_mask(scores[None], threshold)[0]
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+        axes[0].imshow(to_uint8(image).permute(1, 2, 0).numpy())
+        axes[0].set_title(f"image {index}")
+        if choice == ALL_CLASSES:
+            axes[1].imshow(overlay_mask(image, predicted, alpha=0.6).permute(1, 2, 0).numpy())
+            axes[1].set_title(f"predicted mask (threshold {threshold:.2f})")
+        else:
+            k = self.class_names.index(choice)
+            axes[1].imshow(to_uint8(image).permute(1, 2, 0).numpy())
+            axes[1].imshow(scores[k].numpy(), cmap="jet", alpha=0.5)
+            axes[1].contour((scores[k] > threshold).numpy(), levels=[0.5], colors="white", linewidths=1)
+            axes[1].set_title(f"'{choice}' score, contour at {threshold:.2f}")
+        axes[2].imshow(overlay_mask(image, truth, alpha=0.6).permute(1, 2, 0).numpy())
+        axes[2].set_title("true mask")
+        for ax in axes:
+            ax.axis("off")
+        fig.tight_layout()
+        return fig
+
+    def describe(self) -> str:
+        """One line: the classes found in the current image and the mask's mIoU against the truth."""
+        index, threshold = self.image.value, self.threshold.value
+        predicted = scores_to_mask(self.scores[index][None], threshold)[0]
+        report = segmentation_report(predicted, self.masks[index], self.class_names)
+        found = sorted({self.class_names[v - 1] for v in predicted.unique().tolist() if v > 0})
+        return f"image {index}: predicted {', '.join(found) or 'nothing'}; mIoU of this image {report['mean_iou']:.2f}"
+
+    def update(self, change=None) -> None:
+        """Redraw after any control changed (the observer callback)."""
+        if self.figure is not None:
+            plt.close(self.figure)
+        self.figure = self.render()
+        self.summary.value = self.describe()
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(self.figure)
+        plt.close(self.figure)  # shown inside the Output widget only, not again below the cell

@@ -1,0 +1,120 @@
+"""trained_classifier: train once, then load; a changed recipe retrains (with the recipe shrunk)."""
+
+import pytest
+import torch
+
+import course_utils.recipes as recipes
+from course_utils.data import NUM_CLASSES
+from course_utils.models import VGG11Classifier
+from course_utils.recipes import classifier_checkpoint, trained_classifier
+from course_utils.train import CheckpointError
+
+WIDTH = 4
+SMALL_RECIPE = {"image_size": 32, "train_samples": 28, "val_samples": 14, "epochs": 1, "batch_size": 14}
+
+
+@pytest.fixture
+def fit_calls(monkeypatch, tmp_path):
+    """Shrink the recipe, keep checkpoints in tmp_path, and count the training runs."""
+    monkeypatch.setattr(recipes, "CHECKPOINT_DIR", tmp_path)
+    for key, value in SMALL_RECIPE.items():
+        monkeypatch.setitem(recipes.CLASSIFIER_RECIPE, key, value)
+    calls = []
+    real_fit = recipes.fit
+
+    def counting_fit(model, train_data, **kwargs):
+        calls.append({"train_samples": len(train_data), **kwargs})
+        return real_fit(model, train_data, **kwargs)
+
+    monkeypatch.setattr(recipes, "fit", counting_fit)
+    return calls
+
+
+def small_classifier(**kwargs):
+    return trained_classifier(width=WIDTH, device="cpu", **kwargs)
+
+
+def weights_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_first_call_trains_with_the_recipe_and_writes_the_checkpoint(fit_calls, tmp_path, capsys):
+    model, history = small_classifier()
+    assert (tmp_path / "classifier_w4.pt").is_file()
+    assert classifier_checkpoint(WIDTH) == tmp_path / "classifier_w4.pt"
+    assert "Training a new model (none found)" in capsys.readouterr().out
+    assert len(fit_calls) == 1
+    call = fit_calls[0]
+    assert call["train_samples"] == 28 and len(call["val_data"]) == 14
+    assert (call["epochs"], call["batch_size"], call["lr"], call["seed"]) == (1, 14, 3e-3, 0)
+    assert len(history["train_loss"]) == 1 and len(history["val_accuracy"]) == 1
+    assert len(history["step_loss"]) == 2  # 28 samples in batches of 14
+    stored = torch.load(tmp_path / "classifier_w4.pt", weights_only=True)
+    assert stored["config"] == {"num_classes": NUM_CLASSES, "width": WIDTH, **recipes.CLASSIFIER_RECIPE}
+    assert stored["history"] == history
+
+
+def test_second_call_loads_the_same_weights_and_history(fit_calls, capsys):
+    trained, trained_history = small_classifier()
+    capsys.readouterr()
+    loaded, loaded_history = small_classifier()
+    assert len(fit_calls) == 1  # no second training run
+    assert "Loaded the trained model" in capsys.readouterr().out
+    assert weights_equal(trained, loaded)
+    assert loaded_history == trained_history
+    assert loaded is not trained
+
+
+def test_retraining_from_scratch_gives_the_very_same_model(fit_calls, tmp_path):
+    """Notebook 4 run on its own retrains; it must get notebook 3's model, not a new one."""
+    first, first_history = small_classifier()
+    (tmp_path / "classifier_w4.pt").unlink()
+    second, second_history = small_classifier()
+    assert len(fit_calls) == 2
+    assert weights_equal(first, second)
+    assert second_history == first_history
+
+
+def test_a_changed_recipe_makes_the_old_checkpoint_unusable(fit_calls, monkeypatch, tmp_path, capsys):
+    old, old_history = small_classifier()
+    capsys.readouterr()
+    monkeypatch.setitem(recipes.CLASSIFIER_RECIPE, "lr", 1e-2)
+    new, new_history = small_classifier()
+    out = capsys.readouterr().out
+    assert len(fit_calls) == 2 and fit_calls[1]["lr"] == 1e-2
+    assert "the saved one is unusable" in out and "Loaded" not in out
+    assert not weights_equal(old, new)
+    assert new_history != old_history
+    stored = torch.load(tmp_path / "classifier_w4.pt", weights_only=True)
+    assert stored["config"]["lr"] == 1e-2  # the checkpoint now holds the new recipe's model
+    # and from now on the new checkpoint is loaded
+    again, _ = small_classifier()
+    assert len(fit_calls) == 2 and weights_equal(again, new)
+
+
+def test_retrain_false_with_a_missing_checkpoint_raises(fit_calls, tmp_path):
+    with pytest.raises(CheckpointError, match="no such file") as error:
+        small_classifier(retrain=False)
+    assert error.value.path == tmp_path / "classifier_w4.pt"
+    assert fit_calls == []
+    assert not (tmp_path / "classifier_w4.pt").exists()
+
+
+def test_the_width_is_part_of_the_checkpoint(fit_calls, tmp_path):
+    small_classifier()
+    with pytest.raises(CheckpointError):  # a width-8 model does not pick up the width-4 file
+        trained_classifier(width=8, device="cpu", retrain=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier_w4.pt"]
+
+
+def test_the_model_is_ready_for_evaluation(fit_calls):
+    for _ in range(2):  # trained, then loaded
+        model, _ = small_classifier()
+        assert isinstance(model, VGG11Classifier)
+        assert not any(module.training for module in model.modules())
+        assert model.num_classes == NUM_CLASSES == 7 and model.width == WIDTH
+        assert next(model.parameters()).device.type == "cpu"
+        with torch.no_grad():
+            assert model(torch.rand(2, 3, 32, 32)).shape == (2, 7)
+    assert len(fit_calls) == 1
