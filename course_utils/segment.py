@@ -57,9 +57,9 @@ def format_report(reports: dict[str, dict]) -> str:
         raise ValueError("no reports to format")
     first = next(iter(reports.values()))
     names = list(first["iou"])
-    header = f"{'':<24}{'pix.acc':>8}{'mIoU':>7}" + "".join(f"{n[:8]:>9}" for n in names)
+    header = f"{'':<24}{'pix.acc':>8}{'mIoU':>7}" + "".join(f"{n[:10]:>11}" for n in names)
     lines = [header]
     for method, report in reports.items():
-        cells = "".join(f"{v:>9.3f}" if v == v else f"{'-':>9}" for v in report["iou"].values())
+        cells = "".join(f"{v:>11.3f}" if v == v else f"{'-':>11}" for v in report["iou"].values())
         lines.append(f"{method:<24}{report['pixel_accuracy']:>8.3f}{report['mean_iou']:>7.3f}{cells}")
     return "\n".join(lines)

@@ -121,14 +121,20 @@ def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str], title: s
 
 
 def plot_heatmaps(image: torch.Tensor, scores: torch.Tensor, class_names: Sequence[str], ncols: int = 4, size: float = 2.2):
-    """The image, then one heatmap per class of `scores` (K, H, W), each on its own colour scale."""
+    """The image, then one heatmap per class of `scores` (K, H, W), all on one colour scale.
+
+    A shared scale shows which class is strong where; per-class scales would make every map look
+    equally "hot".
+    """
     fig, axes = _grid(len(class_names) + 1, ncols, size)
     axes = list(axes)
     axes[0].imshow(to_uint8(image).permute(1, 2, 0).numpy())
     axes[0].set_title("image", fontsize=9)
-    for ax, name, heatmap in zip(axes[1:], class_names, scores.detach().cpu()):
+    scores = scores.detach().cpu()
+    low, high = scores.min().item(), scores.max().item()
+    for ax, name, heatmap in zip(axes[1:], class_names, scores):
         ax.imshow(to_uint8(image).permute(1, 2, 0).numpy())
-        ax.imshow(heatmap.numpy(), cmap="jet", alpha=0.5)
+        ax.imshow(heatmap.numpy(), cmap="jet", alpha=0.5, vmin=low, vmax=high)
         ax.set_title(f"{name} (max {heatmap.max():.1f})", fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,18 +1,20 @@
 """An interactive explorer for notebook 4: pick an image, a class and a threshold.
 
-The class holds precomputed per-pixel scores, so moving a control only redraws. Its callbacks
-are plain methods, tested without a browser (set a control's `.value`, read `.figure` and
-`.summary`). `render()` draws the same figure without any widget, as a static fallback.
+The class holds precomputed per-pixel scores, so moving a control only redraws. The figure is
+sent to the page as a PNG in an `ipywidgets.Image` (no Output widget, so nothing depends on
+where the callback runs). Callbacks are plain methods, tested without a browser (set a control's
+`.value`, read `.figure`, `.picture.value` and `.summary`). `render()` draws the same figure
+without any widget, as a static fallback.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 
 from .segment import scores_to_mask, segmentation_report
 from .viz import overlay_mask, to_uint8
@@ -43,11 +45,11 @@ class FCNExplorer:
         self.threshold = w.FloatSlider(value=min(max(threshold, low), high), min=low, max=high, step=0.05,
                                        description="threshold")
         self.summary = w.HTML()
-        self.output = w.Output()
+        self.picture = w.Image(format="png")
         self.figure = None
         for control in (self.image, self.choice, self.threshold):
             control.observe(self.update, names="value")
-        self.widget = w.VBox([w.HBox([self.image, self.choice, self.threshold]), self.summary, self.output])
+        self.widget = w.VBox([w.HBox([self.image, self.choice, self.threshold]), self.summary, self.picture])
         self.update()
 
     def render(self, index: int | None = None, choice: str | None = None, threshold: float | None = None):
@@ -76,9 +78,10 @@ class FCNExplorer:
         fig.tight_layout()
         return fig
 
-    def describe(self) -> str:
-        """One line: the classes found in the current image and the mask's mIoU against the truth."""
-        index, threshold = self.image.value, self.threshold.value
+    def describe(self, index: int | None = None, threshold: float | None = None) -> str:
+        """One line: the classes found in the current (or given) image and the mask's mIoU."""
+        index = self.image.value if index is None else index
+        threshold = self.threshold.value if threshold is None else threshold
         predicted = scores_to_mask(self.scores[index][None], threshold)[0]
         report = segmentation_report(predicted, self.masks[index], self.class_names)
         found = sorted({self.class_names[v - 1] for v in predicted.unique().tolist() if v > 0})
@@ -90,7 +93,7 @@ class FCNExplorer:
             plt.close(self.figure)
         self.figure = self.render()
         self.summary.value = self.describe()
-        self.output.clear_output(wait=True)
-        with self.output:
-            display(self.figure)
-        plt.close(self.figure)  # shown inside the Output widget only, not again below the cell
+        png = io.BytesIO()
+        self.figure.savefig(png, format="png", dpi=80)
+        self.picture.value = png.getvalue()
+        plt.close(self.figure)  # shown through the Image widget only, not again below the cell

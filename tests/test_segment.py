@@ -150,7 +150,7 @@ def test_format_report_has_a_header_and_one_row_per_method_with_nan_as_dash():
     lines = text.splitlines()
     assert len(lines) == 1 + len(reports)
     header = lines[0].split()
-    assert header == ["pix.acc", "mIoU", "backgrou", "a", "b", "c"]  # names cut to 8 characters
+    assert header == ["pix.acc", "mIoU", "background", "a", "b", "c"]  # names up to 10 characters
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert list(rows) == list(reports)  # the order of the dict
     assert rows["hand-made"] == ["0.667", "0.500", "0.333", "0.667", "0.500", "-"]

@@ -64,9 +64,18 @@ def test_initial_state_is_drawn(explorer):
     assert explorer.choice.options == (ALL_CLASSES, *CLASSES)
     assert explorer.threshold.value == 0.5
     assert (explorer.threshold.min, explorer.threshold.max) == (0.0, 2.0)  # the range of the scores
-    # the controls, the summary and the output are all in the one widget to display
+    # the controls, the summary and the picture are all in the one widget to display
     assert explorer.summary in explorer.widget.children
-    assert explorer.output in explorer.widget.children
+    assert explorer.picture in explorer.widget.children
+    assert bytes(explorer.picture.value).startswith(b"\x89PNG")
+
+
+def test_changing_a_control_sends_a_new_picture(explorer):
+    first = bytes(explorer.picture.value)
+    explorer.image.value = 1
+    second = bytes(explorer.picture.value)
+    explorer.threshold.value = 2.0
+    assert second.startswith(b"\x89PNG") and len({first, second, bytes(explorer.picture.value)}) == 3
 
 
 def test_the_middle_panel_shows_the_predicted_mask(explorer):
