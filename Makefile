@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval-sanitize.cfg
 
-.PHONY: setup lab test unit notebooks clean-data
+.PHONY: setup lab test unit notebooks execute clean-data
 
 setup: $(STAMP)  ## create .venv (if missing) and install the course package with its dependencies
 
@@ -31,3 +31,6 @@ notebooks: setup  ## the notebooks only (strict nbval)
 
 clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them)
 	find data -mindepth 1 ! -name README.md -exec rm -rf {} +
+
+execute: setup  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
+	$(BIN)/python -m course_utils.run_notebooks

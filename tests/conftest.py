@@ -1,5 +1,9 @@
-"""Shared test settings: figures render off-screen and never open a window."""
+"""Shared test settings: figures render off-screen and never open a window.
 
-import os
+`matplotlib.use` changes this process only. (Setting MPLBACKEND here would leak into the
+notebook kernels that nbval starts from the same pytest run, and their figures would vanish.)
+"""
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+import matplotlib
+
+matplotlib.use("Agg")

@@ -1,0 +1,87 @@
+"""The notebooks' structure: what nbval cannot see (markers it would silently skip, stale outputs,
+exercises without a self-check, a missing summary)."""
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+MARKERS = {"NBVAL_IGNORE_OUTPUT", "NBVAL_CHECK_OUTPUT", "NBVAL_RAISES_EXCEPTION", "NBVAL_SKIP"}
+
+
+def load(path):
+    return nbformat.read(path, as_version=4)
+
+
+def code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_the_course_has_its_notebooks_in_order():
+    names = [path.stem for path in NOTEBOOKS]
+    assert names[:4] == [
+        "01_classification_detection_segmentation",
+        "02_vgg11_backbone",
+        "03_train_classifier",
+        "04_classifier_to_fcn",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_come_from_one_clean_run(path):
+    counts = [cell.execution_count for cell in code_cells(load(path))]
+    assert counts == list(range(1, len(counts) + 1)), "re-run the notebook in a fresh kernel (make execute)"
+    errors = [o for cell in code_cells(load(path)) for o in cell.outputs if o.output_type == "error"]
+    assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_nbval_markers_are_spelled_so_that_nbval_sees_them(path):
+    """nbval only honours a marker alone on its comment line; anything else is silently ignored."""
+    for cell in code_cells(load(path)):
+        for line in cell.source.splitlines():
+            if "NBVAL" in line:
+                assert line.strip().lstrip("#").strip() in MARKERS, f"unrecognised marker line: {line!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ignored_outputs_are_only_the_cache_dependent_cells(path):
+    ignored = [cell.source for cell in code_cells(load(path)) if "NBVAL_IGNORE_OUTPUT" in cell.source]
+    assert all(re.search(r"trained_classifier\(", source) for source in ignored)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_opens_with_goals_and_closes_with_summary_and_questions(path):
+    markdown = [cell.source for cell in load(path).cells if cell.cell_type == "markdown"]
+    assert "After this notebook you will be able to" in markdown[0]
+    assert re.search(r"about .*(seconds|minute)", markdown[0]), "say how long the notebook takes"
+    assert "## Summary" in markdown[-1] and "## Questions" in markdown[-1]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_has_a_self_check_right_after_it(path):
+    cells = code_cells(load(path))
+    solutions = [i for i, cell in enumerate(cells) if "solution" in cell.metadata.get("tags", [])]
+    assert solutions, "each notebook has at least one exercise"
+    for i in solutions:
+        assert "YOUR CODE HERE" in cells[i].source
+        assert "self-check" in cells[i + 1].metadata.get("tags", [])
+        assert re.match(r"check_\w+\(", cells[i + 1].source.strip())
+        assert any(o.get("text", "").startswith("✓") for o in cells[i + 1].outputs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_figures_are_shown_not_just_returned(path):
+    """Every figure output has its text/plain companion, which nbval compares."""
+    for cell in code_cells(load(path)):
+        for output in cell.outputs:
+            if "image/png" in output.get("data", {}):
+                assert output["data"]["text/plain"].startswith("<Figure size")
+
+
+def test_this_test_process_does_not_leak_a_matplotlib_backend_into_kernels():
+    assert "MPLBACKEND" not in os.environ or os.environ["MPLBACKEND"].startswith("module://matplotlib_inline")
