@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	touch $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup  ## open JupyterLab on the notebooks
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
 
 test: setup  ## unit tests, then every notebook re-run and compared with its stored outputs
 	$(BIN)/python -m pytest tests notebooks $(NBVAL)

@@ -36,6 +36,9 @@ MIN_IMAGE_SIZE = 32
 
 BACKBONE_STRIDE = 16
 
+#: pool3 and pool4 are the 15th and 22nd layers of VGG11Backbone (see forward_stages).
+POOL3_END, POOL4_END = 15, 22
+
 
 def check_images(x: torch.Tensor, min_size: int = MIN_IMAGE_SIZE, channels: int = 3) -> None:
     """Raise a clear ValueError unless x is a float batch of images (N, channels, H, W)."""
@@ -101,6 +104,17 @@ class VGG11Backbone(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, min_size=BACKBONE_STRIDE)
         return super().forward(x)
+
+    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The outputs of pool3 (N, 4w, H/8, W/8), pool4 (N, 8w, H/16, W/16) and the last layer
+        (N, 8w, H/16, W/16), for the skip connections of FCN-16s and FCN-8s."""
+        check_images(x, min_size=BACKBONE_STRIDE)
+        outputs = []
+        for index, layer in enumerate(self, start=1):
+            x = layer(x)
+            if index in (POOL3_END, POOL4_END):
+                outputs.append(x)
+        return outputs[0], outputs[1], x
 
 
 class VGG11Classifier(nn.Module):
@@ -209,3 +223,123 @@ class VGG11FCN(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (BatchNorm running statistics are buffers, not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ============================================================================ FCN-32s / 16s / 8s
+
+
+def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
+    """Weights (channels, channels, 2f, 2f) that make a ConvTranspose2d upsample bilinearly by f.
+
+    Each channel is upsampled on its own (zero weights between channels). With stride f and
+    padding f // 2 the result equals F.interpolate(..., scale_factor=f, mode="bilinear",
+    align_corners=False) everywhere except a border of about f // 2 pixels, where the transposed
+    convolution sees zeros beyond the edge while interpolation repeats the edge pixel.
+    """
+    size = 2 * factor
+    center = factor - 0.5
+    ramp = 1 - (torch.arange(size, dtype=torch.float32) - center).abs() / factor  # (2f,)
+    kernel = ramp[:, None] * ramp[None, :]
+    weight = torch.zeros(channels, channels, size, size)
+    weight[range(channels), range(channels)] = kernel
+    return weight
+
+
+def bilinear_upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
+    """A learnable x`factor` upsampling layer, initialised to bilinear interpolation.
+
+    (N, channels, h, w) -> (N, channels, h * factor, w * factor).
+    """
+    layer = nn.ConvTranspose2d(channels, channels, kernel_size=2 * factor, stride=factor,
+                               padding=factor // 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(bilinear_kernel(channels, factor))
+    return layer
+
+
+def match_size(x: torch.Tensor, size) -> torch.Tensor:
+    """Crop or (edge-)pad x (N, C, h, w) at its bottom/right to spatial `size` (H, W).
+
+    Pooling rounds odd sizes down, so an upsampled map can be a few pixels short of the map it
+    is added to (or of the input image); this makes the two line up without resampling.
+    """
+    height, width = size
+    x = x[..., :height, :width]
+    pad_h, pad_w = height - x.shape[-2], width - x.shape[-1]
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x
+
+
+FCN_VARIANTS = ("32s", "16s", "8s")
+
+
+class VGG11SkipFCN(nn.Module):
+    """FCN-32s, FCN-16s or FCN-8s (Long et al., 2015) on the VGG11 backbone, with a background class.
+
+    Input (N, 3, H, W), H, W >= 32 -> scores (N, num_classes, H, W), class 0 = background.
+
+    All three keep the classifier's pool5, so their coarsest scores have stride 32:
+      32s: scores from pool5, upsampled x32;
+      16s: + scores from pool4 (stride 16), after upsampling the stride-32 scores x2;
+      8s:  + scores from pool3 (stride 8), after another x2, then upsampled x8.
+    Every upsampling is a ConvTranspose2d initialised to bilinear interpolation, and learned.
+    Skip scorers start at zero, so each variant starts out computing exactly FCN-32s.
+    """
+
+    def __init__(self, num_classes: int = 8, width: int = 64, variant: str = "8s"):
+        super().__init__()
+        if variant not in FCN_VARIANTS:
+            raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
+        self.num_classes, self.width, self.variant = num_classes, width, variant
+        self.backbone = VGG11Backbone(width)
+        self.pool5 = nn.MaxPool2d(kernel_size=2, stride=2)
+        c3, c5 = 4 * width, self.backbone.out_channels
+        self.score_pool5 = nn.Conv2d(c5, num_classes, kernel_size=1)
+        if variant in ("16s", "8s"):
+            self.score_pool4 = nn.Conv2d(c5, num_classes, kernel_size=1)
+            self.up_pool5 = bilinear_upsampler(num_classes, 2)
+        if variant == "8s":
+            self.score_pool3 = nn.Conv2d(c3, num_classes, kernel_size=1)
+            self.up_pool4 = bilinear_upsampler(num_classes, 2)
+        for name in ("score_pool4", "score_pool3"):
+            if hasattr(self, name):
+                nn.init.zeros_(getattr(self, name).weight)
+                nn.init.zeros_(getattr(self, name).bias)
+        self.up_final = bilinear_upsampler(num_classes, {"32s": 32, "16s": 16, "8s": 8}[variant])
+
+    @property
+    def stride(self) -> int:
+        """Stride of the finest score map, before the final upsampling."""
+        return {"32s": 32, "16s": 16, "8s": 8}[self.variant]
+
+    @classmethod
+    def from_classifier(cls, classifier: VGG11Classifier, variant: str = "8s") -> "VGG11SkipFCN":
+        """Start from a trained classifier: its backbone, and fc_out as the pool5 scorer.
+
+        Class k of the classifier becomes class k + 1 here; class 0 (background) is new, with
+        zero weight and bias, so it is learned from the masks.
+        """
+        if not hasattr(classifier, "backbone") or not hasattr(classifier, "fc_out"):
+            raise ValueError(f"from_classifier needs a VGG11Classifier, got {type(classifier).__name__}")
+        fcn = cls(classifier.fc_out.out_features + 1, classifier.backbone.width, variant)
+        fcn.backbone.load_state_dict(classifier.backbone.state_dict())
+        with torch.no_grad():
+            fcn.score_pool5.weight.zero_()
+            fcn.score_pool5.bias.zero_()
+            object_classes = nn.Conv2d(classifier.fc_out.in_features, classifier.fc_out.out_features, 1)
+            copy_fc_to_conv(classifier.fc_out, object_classes)
+            fcn.score_pool5.weight[1:] = object_classes.weight
+            fcn.score_pool5.bias[1:] = object_classes.bias
+        return fcn.to(classifier.fc_out.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        pool3, pool4, conv5 = self.backbone.forward_stages(x)  # strides 8, 16, 16
+        pool5 = self.pool5(conv5)  # (N, 8w, H/32, W/32)
+        scores = self.score_pool5(pool5)
+        if self.variant in ("16s", "8s"):
+            scores = match_size(self.up_pool5(scores), pool4.shape[-2:]) + self.score_pool4(pool4)
+        if self.variant == "8s":
+            scores = match_size(self.up_pool4(scores), pool3.shape[-2:]) + self.score_pool3(pool3)
+        return match_size(self.up_final(scores), x.shape[-2:])
