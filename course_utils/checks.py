@@ -206,3 +206,28 @@ def check_copy_last_layer(copy_last_layer: Callable[[nn.Linear, nn.Conv2d], None
             if not torch.allclose(conv(features), expected, atol=1e-5):
                 raise _fail(exercise, f"{size}: conv(features) differs from fc applied at each position")
     _passed(exercise, "weight and bias copied, for two layer sizes; conv == fc at every position.")
+
+
+# --------------------------------------------------------------------------- notebook 5
+
+
+def check_bilinear_kernel(bilinear_kernel_2d: Callable[[int], torch.Tensor]) -> None:
+    """bilinear_kernel_2d(factor) -> (2f, 2f) kernel; a stride-f transposed conv with it is bilinear."""
+    exercise = "bilinear_kernel_2d"
+    from .models import bilinear_kernel  # the reference (channels, channels, 2f, 2f)
+
+    for factor in (2, 4, 8):
+        expected = bilinear_kernel(1, factor)[0, 0]
+        got = _run(exercise, f"for factor {factor} it", bilinear_kernel_2d, factor)
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(expected.shape):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise _fail(exercise, f"for factor {factor} expected a kernel of shape {tuple(expected.shape)}, got {shape}")
+        if not torch.allclose(got.float(), expected, atol=1e-6):
+            hint, total = "", got.float().sum()
+            if total != 0 and torch.allclose(got.float() * expected.sum() / total, expected, atol=1e-6):
+                hint = f" (right shape, wrong scale: the kernel should sum to factor**2 = {factor * factor}, so that a constant stays constant)"
+            elif torch.allclose(total, expected.sum(), atol=1e-4):
+                hint = " (the sum is right: check where the centre is, factor - 0.5 for an even size)"
+            raise _fail(exercise, f"for factor {factor}, first row expected {[round(v, 4) for v in expected[0].tolist()]}, "
+                                  f"got {[round(v, 4) for v in got.float()[0].tolist()]}{hint}")
+    _passed(exercise, "right kernels for factors 2, 4 and 8.")

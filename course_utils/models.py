@@ -284,7 +284,8 @@ class VGG11SkipFCN(nn.Module):
       16s: + scores from pool4 (stride 16), after upsampling the stride-32 scores x2;
       8s:  + scores from pool3 (stride 8), after another x2, then upsampled x8.
     Every upsampling is a ConvTranspose2d initialised to bilinear interpolation, and learned.
-    Skip scorers start at zero, so each variant starts out computing exactly FCN-32s.
+    Skip scorers start at zero, so at first 16s and 8s only upsample the stride-32 scores (in
+    steps); training then teaches the skips to add the detail that pool5 lost.
     """
 
     def __init__(self, num_classes: int = 8, width: int = 64, variant: str = "8s"):

@@ -8,13 +8,14 @@ file no longer matches, so it is retrained instead of silently reused.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
 
-from .data import NUM_CLASSES, ShapesDataset, materialize
-from .models import VGG11Classifier
+from .data import NUM_CLASSES, ShapesDataset, ShapesScenes, materialize
+from .models import VGG11Classifier, VGG11SkipFCN
 from .train import CHECKPOINT_DIR, default_width, fit, load_or_train, pick_device
 
 #: How the classifier is trained. Seeds: 0 = training set, 1 = test set, 2 = validation set.
@@ -67,4 +68,50 @@ def trained_classifier(width: int | None = None, device=None, retrain: bool = Tr
     model = VGG11Classifier(num_classes=NUM_CLASSES, width=width).to(device)
     config = {"num_classes": NUM_CLASSES, "width": width, **CLASSIFIER_RECIPE}
     history = load_or_train(classifier_checkpoint(width), model, config, train_classifier, retrain=retrain)
+    return model.to(device).eval(), history
+
+
+# ---------------------------------------------------------------------------- FCN-32s / 16s / 8s
+
+#: How FCN-32s, 16s and 8s are trained on scenes with pixel labels (the same for all three).
+SEGMENTER_RECIPE = {
+    "image_size": 128,
+    "train_samples": 1500,
+    "epochs": 6,
+    "lr": 1e-2,
+    "batch_size": 16,
+    "seed": 0,
+}
+SCENE_TRAIN_SEED, SCENE_TEST_SEED, SCENE_VAL_SEED = 10, 11, 12
+
+
+@functools.lru_cache(maxsize=4)
+def scenes_split(num_samples: int, seed: int, image_size: int = 128) -> TensorDataset:
+    """ShapesScenes held in memory as (images (N, 3, H, W), masks (N, H, W)); cached, since the
+    three FCN variants train on the same scenes."""
+    return TensorDataset(*materialize(ShapesScenes(num_samples, image_size=image_size, seed=seed)))
+
+
+def segmenter_checkpoint(variant: str, width: int) -> Path:
+    return CHECKPOINT_DIR / f"fcn{variant}_w{width}.pt"
+
+
+def train_segmenter(model: VGG11SkipFCN, recipe: dict = SEGMENTER_RECIPE, progress: bool = True) -> dict:
+    """Train an FCN in place on scenes with pixel labels (cross-entropy per pixel); return the history."""
+    train_data = scenes_split(recipe["train_samples"], SCENE_TRAIN_SEED, recipe["image_size"])
+    return fit(model, train_data, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+               seed=recipe["seed"], progress=progress)
+
+
+def trained_segmenter(variant: str, width: int | None = None, device=None, retrain: bool = True) -> tuple[VGG11SkipFCN, dict]:
+    """FCN-`variant` ("32s", "16s" or "8s") started from the course's classifier and trained on
+    scenes; loaded from data/checkpoints/ when a valid checkpoint exists, else trained and saved."""
+    device = torch.device(device) if device is not None else pick_device()
+    width = default_width(device) if width is None else width
+    classifier, _ = trained_classifier(width, device, retrain)
+    torch.manual_seed(SEGMENTER_RECIPE["seed"])
+    model = VGG11SkipFCN.from_classifier(classifier, variant).to(device)
+    config = {"variant": variant, "num_classes": model.num_classes, "width": width,
+              "classifier": CLASSIFIER_RECIPE, **SEGMENTER_RECIPE}
+    history = load_or_train(segmenter_checkpoint(variant, width), model, config, train_segmenter, retrain=retrain)
     return model.to(device).eval(), history

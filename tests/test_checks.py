@@ -212,3 +212,34 @@ def test_copy_last_layer_accepts_the_right_copy(capsys):
 def test_copy_last_layer_rejects_wrong_code(wrong, message):
     with pytest.raises(SelfCheckError, match=message):
         check_copy_last_layer(wrong)
+
+
+# ----------------------------------------------------------------------------- bilinear kernel
+
+
+def kernel_right(factor):
+    ramp = 1 - (torch.arange(2 * factor) - (factor - 0.5)).abs() / factor
+    return ramp[:, None] * ramp[None, :]
+
+
+def test_bilinear_kernel_check_accepts_the_right_kernel(capsys):
+    from course_utils.checks import check_bilinear_kernel
+
+    check_bilinear_kernel(kernel_right)
+    assert "✓ bilinear_kernel_2d" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda f: kernel_right(f) / kernel_right(f).sum(), r"wrong scale: the kernel should sum to factor\*\*2 = 4"),
+        (lambda f: torch.roll(kernel_right(f), (1, 1), dims=(0, 1)), r"the sum is right: check where the centre is"),
+        (lambda f: torch.ones(2 * f - 1, 2 * f - 1), r"expected a kernel of shape \(4, 4\), got \(3, 3\)"),
+        (not_written, r"not written yet"),
+    ],
+)
+def test_bilinear_kernel_check_rejects_wrong_code(wrong, message):
+    from course_utils.checks import check_bilinear_kernel
+
+    with pytest.raises(SelfCheckError, match=message):
+        check_bilinear_kernel(wrong)

@@ -118,3 +118,42 @@ def test_the_model_is_ready_for_evaluation(fit_calls):
         with torch.no_grad():
             assert model(torch.rand(2, 3, 32, 32)).shape == (2, 7)
     assert len(fit_calls) == 1
+
+
+# ----------------------------------------------------------------------------- FCN-32s / 16s / 8s
+
+SMALL_SEGMENTER = {"image_size": 128, "train_samples": 6, "epochs": 1, "batch_size": 3}
+
+
+@pytest.fixture
+def small_segmenters(fit_calls, monkeypatch):
+    for key, value in SMALL_SEGMENTER.items():
+        monkeypatch.setitem(recipes.SEGMENTER_RECIPE, key, value)
+    return fit_calls
+
+
+def test_segmenters_train_from_the_classifier_then_load(small_segmenters, tmp_path, capsys):
+    from course_utils.models import VGG11SkipFCN
+
+    model, history = recipes.trained_segmenter("8s", width=WIDTH, device="cpu")
+    assert isinstance(model, VGG11SkipFCN) and model.variant == "8s" and model.num_classes == NUM_CLASSES + 1
+    assert (tmp_path / "fcn8s_w4.pt").is_file() and (tmp_path / "classifier_w4.pt").is_file()
+    assert len(small_segmenters) == 2  # the classifier, then the FCN
+    assert small_segmenters[1]["train_samples"] == 6 and len(history["train_loss"]) == 1
+    capsys.readouterr()
+
+    again, again_history = recipes.trained_segmenter("8s", width=WIDTH, device="cpu")
+    assert len(small_segmenters) == 2 and again_history == history and weights_equal(model, again)
+    assert capsys.readouterr().out.count("Loaded the trained model") == 2
+
+    recipes.trained_segmenter("32s", width=WIDTH, device="cpu")  # its own checkpoint
+    assert (tmp_path / "fcn32s_w4.pt").is_file() and len(small_segmenters) == 3
+
+
+def test_a_changed_classifier_recipe_retrains_the_segmenter_too(small_segmenters, monkeypatch, capsys):
+    recipes.trained_segmenter("16s", width=WIDTH, device="cpu")
+    monkeypatch.setitem(recipes.CLASSIFIER_RECIPE, "lr", 1e-3)
+    capsys.readouterr()
+    recipes.trained_segmenter("16s", width=WIDTH, device="cpu")
+    assert capsys.readouterr().out.count("the saved one is unusable") == 2
+    assert len(small_segmenters) == 4
