@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval-sanitize.cfg
 
-.PHONY: setup lab test unit notebooks execute clean-data
+.PHONY: setup lab test unit notebooks execute student warm clean-data
 
 setup: $(STAMP)  ## create .venv (if missing) and install the course package with its dependencies
 
@@ -31,6 +31,12 @@ unit: setup  ## unit tests only
 
 notebooks: setup  ## the notebooks only (strict nbval)
 	$(BIN)/python -m pytest notebooks $(NBVAL)
+
+student: setup  ## write the student notebooks (solutions removed) to build/student/
+	$(BIN)/python -m course_utils.student
+
+warm: setup  ## train and cache every checkpoint the notebooks use, so each runs in seconds (lectures)
+	$(BIN)/python -m course_utils.recipes
 
 clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them)
 	find data -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -4,11 +4,14 @@ Notebook 3 trains the classifier with `trained_classifier()`; notebook 4 calls t
 function, so it finds notebook 3's checkpoint, or (run on its own) retrains the very same model.
 The recipe and the width are part of the checkpoint's configuration: change either and the old
 file no longer matches, so it is retrained instead of silently reused.
+
+    python -m course_utils.recipes     # (make warm) train and cache every checkpoint, for lectures
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 
 import torch
@@ -115,3 +118,17 @@ def trained_segmenter(variant: str, width: int | None = None, device=None, retra
               "classifier": CLASSIFIER_RECIPE, **SEGMENTER_RECIPE}
     history = load_or_train(segmenter_checkpoint(variant, width), model, config, train_segmenter, retrain=retrain)
     return model.to(device).eval(), history
+
+
+def warm(width: int | None = None) -> None:
+    """Train (or check) every checkpoint the notebooks use, so that each then runs in seconds."""
+    start = time.perf_counter()
+    _, history = trained_classifier(width)
+    print(f"classifier: final validation accuracy {history['val_accuracy'][-1]:.1%}")
+    for variant in ("32s", "16s", "8s"):
+        trained_segmenter(variant, width)
+    print(f"all checkpoints ready in {CHECKPOINT_DIR} ({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":  # python -m course_utils.recipes  (make warm)
+    warm()

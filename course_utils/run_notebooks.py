@@ -24,7 +24,9 @@ def execute_notebook(path: Path, timeout: int = 1200, write: bool = True) -> flo
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # timestamps: noise in every diff
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()

@@ -90,7 +90,7 @@ def train_one_epoch(model, loader, optimizer, scheduler=None, device="cpu", prog
         right, counted = right + r, counted + c
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.3f}")
+            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # shown at the next redraw
     return {"loss": total_loss / len(loader.dataset), "accuracy": right / max(counted, 1), "steps": step_losses}
 
 
@@ -151,7 +151,9 @@ def fit(
     history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "step_loss": []}
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
-    with tqdm(total=epochs * len(loader), desc="training", unit="batch", disable=not progress) as bar:
+    # mininterval: redraw at most twice a second. Every redraw is a message to the notebook, and
+    # a flood of them (a redraw per batch) can overrun Jupyter's message queue in long cells.
+    with tqdm(total=epochs * len(loader), desc="training", unit="batch", mininterval=0.5, disable=not progress) as bar:
         for epoch in range(epochs):
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
             result = train_one_epoch(model, loader, optimizer, scheduler, device, bar, memory_format)
