@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval-sanitize.cfg
 
-.PHONY: setup lab test unit notebooks execute student warm clean-data
+.PHONY: setup lab test unit notebooks execute student warm test-browser clean-data
 
 setup: $(STAMP)  ## create .venv (if missing) and install the course package with its dependencies
 
@@ -24,13 +24,20 @@ lab: setup  ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
 
 test: setup  ## unit tests, then every notebook re-run and compared with its stored outputs
-	$(BIN)/python -m pytest tests notebooks $(NBVAL)
+	$(BIN)/python -m pytest tests notebooks --ignore=tests/browser $(NBVAL)
 
 unit: setup  ## unit tests only
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/browser
 
 notebooks: setup  ## the notebooks only (strict nbval)
 	$(BIN)/python -m pytest notebooks $(NBVAL)
+
+CHROMIUM ?= /usr/bin/chromium
+
+test-browser: setup  ## notebook 4 in a real JupyterLab + Chromium (Playwright); screenshot in build/browser/
+	test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[browser]"
+	FCN_BROWSER_TEST=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/browser -v
 
 student: setup  ## write the student notebooks (solutions removed) to build/student/
 	$(BIN)/python -m course_utils.student
