@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-IGNORE_INDEX = 255
+from .data import IGNORE_INDEX
+
 CHECKPOINT_FORMAT = 1
 
 #: Repository root and the folder for generated files (checkpoints, caches); see data/README.md.

@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
-IGNORE_INDEX = 255
+from .data import IGNORE_INDEX
+
 
 #: One colour per mask value: background (unused in overlays) then the 7 classes.
 CLASS_COLORS = [
