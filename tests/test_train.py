@@ -203,3 +203,20 @@ def test_load_or_train_retrains_over_a_corrupt_file_or_raises_when_asked(tmp_pat
     load_or_train(path, tiny_model(), CONFIG, lambda m: {"trained": [1.0]})
     assert "the saved one is unusable: not a readable PyTorch checkpoint" in capsys.readouterr().out
     assert load_checkpoint(path, tiny_model(), CONFIG) == {"trained": [1.0]}
+
+
+def test_progress_bar_redraws_are_throttled(monkeypatch):
+    """A redraw per batch floods Jupyter's message queue in long cells (nbval then times out)."""
+    import course_utils.train as train_module
+
+    redraws = []
+
+    class CountingBar(train_module.tqdm):
+        def refresh(self, *args, **kwargs):
+            redraws.append(self.n)
+            return super().refresh(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "tqdm", CountingBar)
+    data = tiny_classification_data(n=60)
+    fit(tiny_model(), data, epochs=2, batch_size=2, progress=True)  # 60 steps in a second or two
+    assert len(redraws) < 20, f"{len(redraws)} redraws for 60 steps"
