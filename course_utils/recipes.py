@@ -108,15 +108,21 @@ def train_segmenter(model: VGG11SkipFCN, recipe: dict = SEGMENTER_RECIPE, progre
 
 def trained_segmenter(variant: str, width: int | None = None, device=None, retrain: bool = True) -> tuple[VGG11SkipFCN, dict]:
     """FCN-`variant` ("32s", "16s" or "8s") started from the course's classifier and trained on
-    scenes; loaded from data/checkpoints/ when a valid checkpoint exists, else trained and saved."""
+    scenes; loaded from data/checkpoints/ when a valid checkpoint exists, else trained and saved.
+    The classifier is only loaded (or trained) when the FCN itself has to be trained."""
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
-    classifier, _ = trained_classifier(width, device, retrain)
-    torch.manual_seed(SEGMENTER_RECIPE["seed"])
-    model = VGG11SkipFCN.from_classifier(classifier, variant).to(device)
+    model = VGG11SkipFCN(NUM_CLASSES + 1, width, variant).to(device)
     config = {"variant": variant, "num_classes": model.num_classes, "width": width,
               "classifier": CLASSIFIER_RECIPE, **SEGMENTER_RECIPE}
-    history = load_or_train(segmenter_checkpoint(variant, width), model, config, train_segmenter, retrain=retrain)
+
+    def start_from_classifier_and_train(model: VGG11SkipFCN) -> dict:
+        classifier, _ = trained_classifier(width, device, retrain)
+        model.load_state_dict(VGG11SkipFCN.from_classifier(classifier, variant).state_dict())
+        return train_segmenter(model)
+
+    history = load_or_train(segmenter_checkpoint(variant, width), model, config,
+                            start_from_classifier_and_train, retrain=retrain)
     return model.to(device).eval(), history
 
 

@@ -111,9 +111,10 @@ def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str], title: s
     """Counts (K, K) with rows = true class, columns = predicted class, written in each cell."""
     fig, ax = plt.subplots(figsize=(0.7 * len(class_names) + 2, 0.7 * len(class_names) + 1.5))
     ax.imshow(cm.cpu().numpy(), cmap="Blues")
-    for (row, col), value in zip(torch.cartesian_prod(torch.arange(len(cm)), torch.arange(len(cm))).tolist(), cm.flatten().tolist()):
-        color = "white" if value > cm.max() / 2 else "black"
-        ax.text(col, row, str(value), ha="center", va="center", color=color, fontsize=9)
+    for row, counts in enumerate(cm.tolist()):
+        for col, value in enumerate(counts):
+            color = "white" if value > cm.max() / 2 else "black"
+            ax.text(col, row, str(value), ha="center", va="center", color=color, fontsize=9)
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set(xlabel="predicted", ylabel="true", title=title)
