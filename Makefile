@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval-sanitize.cfg
 
-.PHONY: setup lab test unit notebooks execute student warm test-browser clean-data
+.PHONY: setup lab test unit notebooks execute student warm test-browser benchmark benchmark-quick clean-data
 
 setup: $(STAMP)  ## create .venv (if missing) and install the course package with its dependencies
 
@@ -26,8 +26,8 @@ lab: setup  ## open JupyterLab on the notebooks
 test: setup  ## unit tests, then every notebook re-run and compared with its stored outputs
 	$(BIN)/python -m pytest tests notebooks --ignore=tests/browser $(NBVAL)
 
-unit: setup  ## unit tests only
-	$(BIN)/python -m pytest tests --ignore=tests/browser
+unit: setup  ## unit tests only, in seconds (without the slow ones: the quick benchmark run)
+	$(BIN)/python -m pytest tests --ignore=tests/browser -m "not slow"
 
 notebooks: setup  ## the notebooks only (strict nbval)
 	$(BIN)/python -m pytest notebooks $(NBVAL)
@@ -44,6 +44,14 @@ student: setup  ## write the student notebooks (solutions removed) to build/stud
 
 warm: setup  ## train and cache every checkpoint the notebooks use, so each runs in seconds (lectures)
 	$(BIN)/python -m course_utils.recipes
+
+benchmark: setup  ## speed and quality of the course vs Unet / fcn_resnet50 (~10 min); writes data/benchmark.json
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
+	$(BIN)/python -m course_utils.benchmark
+
+benchmark-quick: setup  ## the same, small (< 3 min): a smoke test of the benchmark itself
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
+	$(BIN)/python -m course_utils.benchmark --quick
 
 clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them)
 	find data -mindepth 1 ! -name README.md -exec rm -rf {} +

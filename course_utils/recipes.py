@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 
 from .data import NUM_CLASSES, ShapesDataset, ShapesScenes, materialize
 from .models import VGG11Classifier, VGG11SkipFCN
-from .train import CHECKPOINT_DIR, default_width, fit, load_or_train, pick_device
+from .train import checkpoint_dir, default_width, fit, load_or_train, pick_device
 
 #: How the classifier is trained. Seeds: 0 = training set, 1 = test set, 2 = validation set.
 CLASSIFIER_RECIPE = {
@@ -40,7 +40,7 @@ def shapes_split(num_samples: int, seed: int, image_size: int = 64) -> TensorDat
 
 
 def classifier_checkpoint(width: int) -> Path:
-    return CHECKPOINT_DIR / f"classifier_w{width}.pt"
+    return checkpoint_dir() / f"classifier_w{width}.pt"
 
 
 def train_classifier(model: VGG11Classifier, recipe: dict = CLASSIFIER_RECIPE, progress: bool = True) -> dict:
@@ -59,18 +59,21 @@ def train_classifier(model: VGG11Classifier, recipe: dict = CLASSIFIER_RECIPE, p
     )
 
 
-def trained_classifier(width: int | None = None, device=None, retrain: bool = True) -> tuple[VGG11Classifier, dict]:
+def trained_classifier(width: int | None = None, device=None, retrain: bool = True,
+                       recipe: dict = CLASSIFIER_RECIPE) -> tuple[VGG11Classifier, dict]:
     """The course's trained classifier and its training history, from data/checkpoints/ if valid.
 
     width: None picks the device's default (16 on a CPU, 64 on a GPU).
     retrain: train when the checkpoint is missing or invalid (else raise CheckpointError).
+    recipe: how to train it; the checkpoint records the recipe, so another recipe retrains it.
     """
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
-    torch.manual_seed(CLASSIFIER_RECIPE["seed"])  # the same initial weights every time
+    torch.manual_seed(recipe["seed"])  # the same initial weights every time
     model = VGG11Classifier(num_classes=NUM_CLASSES, width=width).to(device)
-    config = {"num_classes": NUM_CLASSES, "width": width, **CLASSIFIER_RECIPE}
-    history = load_or_train(classifier_checkpoint(width), model, config, train_classifier, retrain=retrain)
+    config = {"num_classes": NUM_CLASSES, "width": width, **recipe}
+    history = load_or_train(classifier_checkpoint(width), model, config,
+                            lambda model: train_classifier(model, recipe), retrain=retrain)
     return model.to(device).eval(), history
 
 
@@ -96,7 +99,7 @@ def scenes_split(num_samples: int, seed: int, image_size: int = 128) -> TensorDa
 
 
 def segmenter_checkpoint(variant: str, width: int) -> Path:
-    return CHECKPOINT_DIR / f"fcn{variant}_w{width}.pt"
+    return checkpoint_dir() / f"fcn{variant}_w{width}.pt"
 
 
 def train_segmenter(model: VGG11SkipFCN, recipe: dict = SEGMENTER_RECIPE, progress: bool = True) -> dict:
@@ -106,7 +109,9 @@ def train_segmenter(model: VGG11SkipFCN, recipe: dict = SEGMENTER_RECIPE, progre
                seed=recipe["seed"], progress=progress)
 
 
-def trained_segmenter(variant: str, width: int | None = None, device=None, retrain: bool = True) -> tuple[VGG11SkipFCN, dict]:
+def trained_segmenter(variant: str, width: int | None = None, device=None, retrain: bool = True,
+                      recipe: dict = SEGMENTER_RECIPE,
+                      classifier_recipe: dict = CLASSIFIER_RECIPE) -> tuple[VGG11SkipFCN, dict]:
     """FCN-`variant` ("32s", "16s" or "8s") started from the course's classifier and trained on
     scenes; loaded from data/checkpoints/ when a valid checkpoint exists, else trained and saved.
     The classifier is only loaded (or trained) when the FCN itself has to be trained."""
@@ -114,12 +119,12 @@ def trained_segmenter(variant: str, width: int | None = None, device=None, retra
     width = default_width(device) if width is None else width
     model = VGG11SkipFCN(NUM_CLASSES + 1, width, variant).to(device)
     config = {"variant": variant, "num_classes": model.num_classes, "width": width,
-              "classifier": CLASSIFIER_RECIPE, **SEGMENTER_RECIPE}
+              "classifier": classifier_recipe, **recipe}
 
     def start_from_classifier_and_train(model: VGG11SkipFCN) -> dict:
-        classifier, _ = trained_classifier(width, device, retrain)
+        classifier, _ = trained_classifier(width, device, retrain, classifier_recipe)
         model.load_state_dict(VGG11SkipFCN.from_classifier(classifier, variant).state_dict())
-        return train_segmenter(model)
+        return train_segmenter(model, recipe)
 
     history = load_or_train(segmenter_checkpoint(variant, width), model, config,
                             start_from_classifier_and_train, retrain=retrain)
@@ -133,7 +138,7 @@ def warm(width: int | None = None) -> None:
     print(f"classifier: final validation accuracy {history['val_accuracy'][-1]:.1%}")
     for variant in ("32s", "16s", "8s"):
         trained_segmenter(variant, width)
-    print(f"all checkpoints ready in {CHECKPOINT_DIR} ({time.perf_counter() - start:.0f} s)")
+    print(f"all checkpoints ready in {checkpoint_dir()} ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":  # python -m course_utils.recipes  (make warm)

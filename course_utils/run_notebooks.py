@@ -18,19 +18,26 @@ from .train import REPO_ROOT
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
-def execute_notebook(path: Path, timeout: int = 1200, write: bool = True) -> float:
-    """Run every cell of `path` in a new kernel (cwd = its folder); return the wall seconds."""
-    import nbformat
+def execute(notebook, folder: Path, timeout: int = 1200) -> float:
+    """Run every cell of a notebook (nbformat node, changed in place) in a new kernel whose
+    working directory is `folder`; return the wall seconds, kernel start-up included."""
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps: noise in every diff
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(folder)}})
     start = time.perf_counter()
     client.execute()
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def execute_notebook(path: Path, timeout: int = 1200, write: bool = True) -> float:
+    """Run every cell of `path` in a new kernel (cwd = its folder); return the wall seconds."""
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    seconds = execute(notebook, path.parent, timeout)
     if write:
         nbformat.write(notebook, path)
     return seconds

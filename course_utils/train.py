@@ -7,7 +7,9 @@ class labels (N,) for the classifier or masks (N, H, W) for segmentation. Cross-
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +27,13 @@ CHECKPOINT_FORMAT = 1
 #: Repository root and the folder for generated files (checkpoints, caches); see data/README.md.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
-CHECKPOINT_DIR = DATA_DIR / "checkpoints"
+#: Set this environment variable to keep checkpoints elsewhere (the benchmark uses a scratch folder).
+CHECKPOINT_DIR_VARIABLE = "FCN_COURSE_CHECKPOINTS"
+
+
+def checkpoint_dir() -> Path:
+    """Where trained models are saved: data/checkpoints/, or $FCN_COURSE_CHECKPOINTS if set."""
+    return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE) or DATA_DIR / "checkpoints")
 
 
 # --------------------------------------------------------------------------- determinism, device
@@ -71,6 +79,19 @@ def count_correct(scores: torch.Tensor, targets: torch.Tensor) -> tuple[int, int
     return int((predictions == targets)[counted].sum()), int(counted.sum())
 
 
+def training_step(model, images, targets, optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """One gradient step on a batch: forward, cross-entropy, backward, update. Returns (scores, loss).
+
+    images (N, 3, H, W); targets: labels (N,) or masks (N, H, W), IGNORE_INDEX pixels not counted.
+    """
+    scores = model(images)
+    loss = F.cross_entropy(scores, targets, ignore_index=IGNORE_INDEX)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return scores, loss
+
+
 def train_one_epoch(model, loader, optimizer, scheduler=None, device="cpu", progress=None,
                     memory_format=torch.contiguous_format) -> dict:
     """One pass over `loader` in train mode; returns mean loss, accuracy and per-step losses."""
@@ -78,11 +99,7 @@ def train_one_epoch(model, loader, optimizer, scheduler=None, device="cpu", prog
     total_loss, right, counted, step_losses = 0.0, 0, 0, []
     for images, targets, *_ in loader:
         images, targets = images.to(device, memory_format=memory_format), targets.to(device)
-        scores = model(images)
-        loss = F.cross_entropy(scores, targets, ignore_index=IGNORE_INDEX)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scores, loss = training_step(model, images, targets, optimizer)
         if scheduler is not None:
             scheduler.step()
         step_losses.append(loss.item())
@@ -139,8 +156,9 @@ def fit(
     GPU convolution kernels run fastest on (same results up to float rounding, about 1.3x faster
     here); the model is returned in the usual layout.
     history = {"train_loss": [...], "train_accuracy": [...], "val_loss": [...],
-               "val_accuracy": [...], "step_loss": [...]}, one entry per epoch (per step for
-    step_loss). Runs repeat exactly for the same seed, data and device.
+               "val_accuracy": [...], "step_loss": [...], "seconds": float}, one entry per
+    epoch (per step for step_loss); seconds is the wall-clock training time. Runs repeat
+    exactly (all but the seconds) for the same seed, data and device.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -152,6 +170,7 @@ def fit(
     history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "step_loss": []}
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
+    start = time.perf_counter()
     # mininterval: redraw at most twice a second. Every redraw is a message to the notebook, and
     # a flood of them (a redraw per batch) can overrun Jupyter's message queue in long cells.
     with tqdm(total=epochs * len(loader), desc="training", unit="batch", mininterval=0.5, disable=not progress) as bar:
@@ -165,6 +184,7 @@ def fit(
                 val = evaluate(model, val_data, device=device)
                 history["val_loss"].append(val["loss"])
                 history["val_accuracy"].append(val["accuracy"])
+    history["seconds"] = time.perf_counter() - start
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history

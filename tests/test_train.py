@@ -8,7 +8,10 @@ from torch.utils.data import TensorDataset
 
 from course_utils.models import VGG11Classifier, VGG11FCN
 from course_utils.train import (
+    CHECKPOINT_DIR_VARIABLE,
+    DATA_DIR,
     CheckpointError,
+    checkpoint_dir,
     default_width,
     evaluate,
     fit,
@@ -49,7 +52,9 @@ def test_fit_is_deterministic_and_learns():
     history_a = fit(a, data, epochs=3, lr=1e-2, batch_size=8, progress=False, seed=0)
     history_b = fit(b, data, epochs=3, lr=1e-2, batch_size=8, progress=False, seed=0)
     assert weights_equal(a, b)
-    assert history_a == history_b
+    seconds_a, seconds_b = history_a.pop("seconds"), history_b.pop("seconds")
+    assert history_a == history_b  # all but the wall-clock time
+    assert 0 < seconds_a < 60 and 0 < seconds_b < 60
     assert len(history_a["train_loss"]) == 3 and len(history_a["step_loss"]) == 9
     assert history_a["train_loss"][-1] < history_a["train_loss"][0]
     assert not a.training  # fit leaves the model ready for evaluation
@@ -220,3 +225,13 @@ def test_progress_bar_redraws_are_throttled(monkeypatch):
     data = tiny_classification_data(n=60)
     fit(tiny_model(), data, epochs=2, batch_size=2, progress=True)  # 60 steps in a second or two
     assert len(redraws) < 20, f"{len(redraws)} redraws for 60 steps"
+
+
+def test_checkpoints_go_to_data_unless_the_variable_says_otherwise(monkeypatch, tmp_path):
+    monkeypatch.delenv(CHECKPOINT_DIR_VARIABLE, raising=False)
+    assert checkpoint_dir() == DATA_DIR / "checkpoints"
+    monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, str(tmp_path))
+    assert checkpoint_dir() == tmp_path
+    from course_utils.recipes import classifier_checkpoint
+
+    assert classifier_checkpoint(16) == tmp_path / "classifier_w16.pt"  # read at call time
