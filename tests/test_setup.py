@@ -49,3 +49,13 @@ def test_generated_data_is_ignored_but_documented():
     ignore = (ROOT / ".gitignore").read_text().splitlines()
     assert "data/*" in ignore and "!data/README.md" in ignore
     assert (ROOT / "data" / "README.md").is_file()
+
+
+def test_the_benchmark_peers_are_never_a_course_dependency():
+    names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in PYPROJECT["project"]["dependencies"]}
+    extra = {re.split(r"[<>=\[ ]", d)[0].lower() for d in PYPROJECT["project"]["optional-dependencies"]["benchmark"]}
+    assert "segmentation-models-pytorch" in extra and "segmentation-models-pytorch" not in names
+    importers = [path.name for path in (ROOT / "course_utils").glob("*.py")
+                 if "segmentation_models_pytorch" in path.read_text()]
+    assert importers == ["benchmark.py"]
+    assert '-e ".[benchmark]"' in (ROOT / "Makefile").read_text()
