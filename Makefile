@@ -49,7 +49,7 @@ benchmark: setup  ## speed and quality of the course vs Unet / fcn_resnet50 (~10
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark
 
-benchmark-quick: setup  ## the same, small (< 3 min): a smoke test of the benchmark itself
+benchmark-quick: setup  ## the same, small (< 3 min): a smoke test; writes data/benchmark-quick.json
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark --quick
 

@@ -17,8 +17,9 @@ It measures, on the machine it runs on:
      as the course's FCN-8s took (classifier + FCN-8s training) and scored on the same scenes.
 
 Checkpoints go to a scratch folder, never to data/checkpoints/, so cold runs are really cold and
-your own cache is left alone. The results go to data/benchmark.json and, as one JSON object, to
-the last line of stdout (progress goes to stderr). Run it on an otherwise idle machine.
+your own cache is left alone. The results go to data/benchmark.json (--quick: benchmark-quick.json)
+and, as one JSON object, to the last line of stdout (progress goes to stderr). Run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -505,10 +506,15 @@ def table(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def default_output(quick: bool) -> Path:
+    return DATA_DIR / ("benchmark-quick.json" if quick else "benchmark.json")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: notebooks 1-2, small recipes (< 3 min)")
-    parser.add_argument("--output", type=Path, default=DATA_DIR / "benchmark.json", help="where to write the JSON")
+    parser.add_argument("--output", type=Path, help="where to write the JSON (default: data/benchmark.json, "
+                        "or data/benchmark-quick.json with --quick, so a smoke test never replaces a full result)")
     parser.add_argument("--peer-budget-factor", type=float, default=1.0, metavar="F",
                         help="train the peers F times as long as the course (default 1: the same budget)")
     parser.add_argument("--table", type=Path, metavar="JSON", help="print the README table of a stored result, and stop")
@@ -518,10 +524,11 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     if args.peer_budget_factor <= 0:
         parser.error(f"--peer-budget-factor must be positive, got {args.peer_budget_factor}")
+    output = args.output or default_output(args.quick)
     result = run_benchmark(quick=args.quick, peer_budget_factor=args.peer_budget_factor)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"written to {args.output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    log(f"written to {output}")
     print(json.dumps(result))
     return result
 

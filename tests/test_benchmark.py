@@ -229,3 +229,8 @@ def test_a_budget_factor_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--peer-budget-factor", "0"])
     assert "must be positive, got 0.0" in capsys.readouterr().err
+
+
+def test_a_quick_run_never_replaces_the_full_result():
+    assert benchmark.default_output(quick=False).name == "benchmark.json"
+    assert benchmark.default_output(quick=True).name == "benchmark-quick.json"
