@@ -296,11 +296,7 @@ def seconds_per_step(model: nn.Module, images: torch.Tensor, targets: torch.Tens
     """Time of one training step, measured on a copy (the model itself is left untouched)."""
     probe = copy.deepcopy(model).train()
     optimizer = torch.optim.AdamW(probe.parameters(), lr=PEER_LR)
-    training_step(probe, images, targets, optimizer)  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        training_step(probe, images, targets, optimizer)
-    return (time.perf_counter() - start) / repeats
+    return best_seconds(lambda: training_step(probe, images, targets, optimizer), images.device, repeats, warm_ups=1)
 
 
 def train_within_budget(model: nn.Module, data, budget_s: float, lr: float = PEER_LR,
@@ -327,6 +323,7 @@ def train_within_budget(model: nn.Module, data, budget_s: float, lr: float = PEE
             images = images.to(device, memory_format=torch.channels_last)
             training_step(model, images, targets.to(device), optimizer)
             scheduler.step()
+            synchronize(device)  # on a GPU the step runs asynchronously: wait, then read the clock
             steps += 1
             if steps == total_steps or time.perf_counter() - start >= budget_s:
                 break
