@@ -32,7 +32,8 @@ import torch
 from matplotlib.path import Path
 from torch.utils.data import Dataset
 from torchvision.ops import masks_to_boxes
-from tqdm.auto import tqdm
+
+from .progress import progress_bar
 
 CLASSES = ("circle", "triangle", "square", "star", "cross", "ring", "crescent")
 NUM_CLASSES = len(CLASSES)
@@ -466,12 +467,14 @@ def materialize(dataset: Dataset, progress: bool = False) -> tuple[torch.Tensor,
     ShapesScenes  -> (images (N, 3, H, W), masks (N, H, W)).
     """
     columns: list[list] | None = None
-    for i in tqdm(range(len(dataset)), desc="drawing samples", unit="img", disable=not progress):
-        item = dataset[i]
-        if columns is None:
-            columns = [[] for _ in item]
-        for column, value in zip(columns, item):
-            column.append(value)
+    with progress_bar(len(dataset), "drawing samples", "img", disable=not progress) as bar:
+        for i in range(len(dataset)):
+            item = dataset[i]
+            if columns is None:
+                columns = [[] for _ in item]
+            for column, value in zip(columns, item):
+                column.append(value)
+            bar.update(1)
     return tuple(torch.stack(c) if isinstance(c[0], torch.Tensor) else torch.tensor(c)
                  for c in columns)
 

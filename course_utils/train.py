@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from .data import IGNORE_INDEX
+from .progress import progress_bar
 
 CHECKPOINT_FORMAT = 1
 
@@ -55,8 +55,21 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+#: Set this environment variable to choose the VGG width on any device (`pytest --nbval` sets 16).
+WIDTH_VARIABLE = "FCN_COURSE_WIDTH"
+
+
 def default_width(device: torch.device | str) -> int:
-    """VGG width that trains in a couple of minutes: full width (64) on a GPU, 16 on a CPU."""
+    """VGG width that trains in a couple of minutes: full width (64) on a GPU, 16 on a CPU.
+
+    $FCN_COURSE_WIDTH, if set, wins on every device: 8 for a slow laptop, say, or 16 on a GPU to
+    get the shapes of the CPU run (the notebooks' stored outputs).
+    """
+    value = os.environ.get(WIDTH_VARIABLE, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{WIDTH_VARIABLE} must be a positive whole number such as 16, got {value!r}")
+        return int(value)
     kind = torch.device(device).type
     return {"cuda": 64, "mps": 32}.get(kind, 16)
 
@@ -171,9 +184,7 @@ def fit(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     start = time.perf_counter()
-    # mininterval: redraw at most twice a second. Every redraw is a message to the notebook, and
-    # a flood of them (a redraw per batch) can overrun Jupyter's message queue in long cells.
-    with tqdm(total=epochs * len(loader), desc="training", unit="batch", mininterval=0.5, disable=not progress) as bar:
+    with progress_bar(epochs * len(loader), "training", "batch", disable=not progress) as bar:
         for epoch in range(epochs):
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
             result = train_one_epoch(model, loader, optimizer, scheduler, device, bar, memory_format)

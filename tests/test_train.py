@@ -10,6 +10,7 @@ from course_utils.models import VGG11Classifier, VGG11FCN
 from course_utils.train import (
     CHECKPOINT_DIR_VARIABLE,
     DATA_DIR,
+    WIDTH_VARIABLE,
     CheckpointError,
     checkpoint_dir,
     default_width,
@@ -100,11 +101,23 @@ def test_empty_dataset_is_a_clear_error():
         evaluate(tiny_model(), empty)
 
 
-def test_device_choice_here_is_the_cpu():
+def test_device_choice_here_is_the_cpu(monkeypatch):
+    monkeypatch.delenv(WIDTH_VARIABLE, raising=False)
     assert pick_device().type in {"cpu", "cuda", "mps"}
     assert default_width("cpu") == 16 and default_width("cuda") == 64
     if not torch.cuda.is_available():
         assert pick_device().type in {"cpu", "mps"}
+
+
+def test_the_width_variable_chooses_the_width_on_every_device(monkeypatch):
+    monkeypatch.setenv(WIDTH_VARIABLE, "16")
+    assert default_width("cuda") == 16 and default_width("cpu") == 16
+    monkeypatch.setenv(WIDTH_VARIABLE, "8")
+    assert default_width("cpu") == 8
+    for wrong in ("0", "-4", "sixteen", "1.5"):
+        monkeypatch.setenv(WIDTH_VARIABLE, wrong)
+        with pytest.raises(ValueError, match=f"FCN_COURSE_WIDTH must be a positive whole number.*{wrong!r}"):
+            default_width("cpu")
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -208,23 +221,6 @@ def test_load_or_train_retrains_over_a_corrupt_file_or_raises_when_asked(tmp_pat
     load_or_train(path, tiny_model(), CONFIG, lambda m: {"trained": [1.0]})
     assert "the saved one is unusable: not a readable PyTorch checkpoint" in capsys.readouterr().out
     assert load_checkpoint(path, tiny_model(), CONFIG) == {"trained": [1.0]}
-
-
-def test_progress_bar_redraws_are_throttled(monkeypatch):
-    """A redraw per batch floods Jupyter's message queue in long cells (nbval then times out)."""
-    import course_utils.train as train_module
-
-    redraws = []
-
-    class CountingBar(train_module.tqdm):
-        def refresh(self, *args, **kwargs):
-            redraws.append(self.n)
-            return super().refresh(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "tqdm", CountingBar)
-    data = tiny_classification_data(n=60)
-    fit(tiny_model(), data, epochs=2, batch_size=2, progress=True)  # 60 steps in a second or two
-    assert len(redraws) < 20, f"{len(redraws)} redraws for 60 steps"
 
 
 def test_checkpoints_go_to_data_unless_the_variable_says_otherwise(monkeypatch, tmp_path):
