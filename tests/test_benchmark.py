@@ -60,7 +60,7 @@ def test_quick_run_reports_every_figure(quick_run):
     for key in ("classifier_accuracy", "converted_fcn_miou", "fcn32s_miou", "fcn16s_miou", "fcn8s_miou"):
         assert 0 <= result[key] <= 1, key
     assert result["classifier_accuracy"] > 0.5  # 7 classes: chance is 0.14
-    assert set(result["machine"]) >= {"cpu", "cores", "torch"}
+    assert set(result["machine"]) >= {"cpu", "cpu_extensions", "torch_cpu_capability", "isa_settings", "torch_threads", "device"}
     assert result["machine"]["torch"] == torch.__version__
 
 
@@ -234,3 +234,17 @@ def test_a_budget_factor_must_be_positive(capsys):
 def test_a_quick_run_never_replaces_the_full_result():
     assert benchmark.default_output(quick=False).name == "benchmark.json"
     assert benchmark.default_output(quick=True).name == "benchmark-quick.json"
+
+
+def test_the_machine_record_names_what_makes_results_differ(monkeypatch):
+    cpuinfo = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+               "flags\t\t: fpu sse4_1 avx2 avx512f avx512_bf16 amx_tile\n")
+    assert benchmark.cpu_description(cpuinfo) == ("Intel(R) Xeon(R) Platinum 8480+", ["AVX2", "AVX-512", "AVX-512 BF16", "AMX"])
+    assert benchmark.cpu_description("model name\t: AMD EPYC\nflags\t\t: sse4_1 avx2\n") == ("AMD EPYC", ["AVX2"])
+    for name in benchmark.ISA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    record = benchmark.machine()
+    assert record["isa_settings"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["torch_threads"] == torch.get_num_threads()
