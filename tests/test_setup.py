@@ -1,8 +1,12 @@
 """The repository's set-up files agree with each other and with the README."""
 
+import importlib.util
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -42,7 +46,11 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test\b", ci, re.MULTILINE)
+    test_line = re.search(r"^(time )?((\w+=\S+ )*)make test$", ci, re.MULTILINE)
+    assert test_line, "CI must run the README's test command"
+    # ... cold, on another CPU's float path (the portable ATen kernels, oneDNN on SSE4.1)
+    assert test_line.group(2).split() == ["ATEN_CPU_CAPABILITY=default", "ONEDNN_MAX_CPU_ISA=SSE41"]
+    assert ci.index("make clean-data") < test_line.start()
 
 
 def test_generated_data_is_ignored_but_documented():
@@ -59,3 +67,33 @@ def test_the_benchmark_peers_are_never_a_course_dependency():
                  if "segmentation_models_pytorch" in path.read_text()]
     assert importers == ["benchmark.py"]
     assert '-e ".[benchmark]"' in (ROOT / "Makefile").read_text()
+
+
+def collected(*args) -> list[str]:
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result.stdout.splitlines()
+
+
+def test_plain_pytest_nbval_from_the_root_runs_the_unit_tests_and_every_notebook():
+    items = collected("--nbval")
+    notebooks = sorted({line.split("::")[0] for line in items if ".ipynb::" in line})
+    assert notebooks == sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    assert any(line.startswith("tests/test_models.py::") for line in items)
+    assert not any(line.startswith("tests/browser") for line in items)  # only with FCN_BROWSER_TEST=1
+    assert not any(".ipynb" in line for line in collected())  # plain `pytest`: unit tests only
+
+
+def test_pytest_nbval_gets_the_options_of_make_test(monkeypatch):
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    environment = {}
+    monkeypatch.setattr(conftest.os, "environ", environment)
+    option = SimpleNamespace(nbval=True, nbval_lax=False, nbval_current_env=False, nbval_sanitize_with=None)
+    conftest.pytest_configure(SimpleNamespace(option=option))
+    assert option.nbval_current_env
+    assert Path(option.nbval_sanitize_with) == ROOT / "notebooks" / "nbval-sanitize.cfg"
+    assert environment["FCN_COURSE_WIDTH"] == "16"  # the kernels train the width the outputs were stored with
+    assert "tests.nbval_tolerance" in conftest.pytest_plugins

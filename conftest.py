@@ -1,0 +1,34 @@
+"""pytest set-up for the whole repository.
+
+`pytest` runs the unit tests in tests/. `pytest --nbval` runs them and then every notebook in
+notebooks/, with the options the course needs, exactly as `make test` does:
+
+- the kernel is this Python environment (`--nbval-current-env`);
+- progress-bar timings and memory addresses are masked (notebooks/nbval-sanitize.cfg);
+- cells whose output comes from training are compared with a tolerance (tests/nbval_tolerance.py);
+- the network width is pinned to 16 (FCN_COURSE_WIDTH), so that a GPU, whose default is the
+  full width 64, prints the same shapes as the stored CPU run.
+
+The real-browser test (tests/browser) runs only with FCN_BROWSER_TEST=1 (`make test-browser`).
+"""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+SANITIZE_FILE = ROOT / "notebooks" / "nbval-sanitize.cfg"
+#: The width the stored outputs were made with (see course_utils.train.default_width).
+NOTEBOOK_TEST_WIDTH = "16"
+
+pytest_plugins = ["tests.nbval_tolerance"]
+
+collect_ignore = [] if os.environ.get("FCN_BROWSER_TEST") == "1" else ["tests/browser"]
+
+
+def pytest_configure(config):
+    if config.option.nbval or config.option.nbval_lax:
+        config.option.nbval_current_env = True
+        if not config.option.nbval_sanitize_with:
+            config.option.nbval_sanitize_with = str(SANITIZE_FILE)
+        # The kernels nbval starts inherit this process's environment.
+        os.environ.setdefault("FCN_COURSE_WIDTH", NOTEBOOK_TEST_WIDTH)
