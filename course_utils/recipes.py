@@ -43,6 +43,11 @@ def classifier_checkpoint(width: int) -> Path:
     return checkpoint_dir() / f"classifier_w{width}.pt"
 
 
+def classifier_config(width: int, recipe: dict = CLASSIFIER_RECIPE) -> dict:
+    """What the classifier's checkpoint records: a file made otherwise is retrained, not reused."""
+    return {"num_classes": NUM_CLASSES, "width": width, **recipe}
+
+
 def train_classifier(model: VGG11Classifier, recipe: dict = CLASSIFIER_RECIPE, progress: bool = True) -> dict:
     """Train `model` in place on the synthetic shapes, as the recipe says; return the history."""
     train_data = shapes_split(recipe["train_samples"], TRAIN_SEED, recipe["image_size"])
@@ -71,7 +76,7 @@ def trained_classifier(width: int | None = None, device=None, retrain: bool = Tr
     width = default_width(device) if width is None else width
     torch.manual_seed(recipe["seed"])  # the same initial weights every time
     model = VGG11Classifier(num_classes=NUM_CLASSES, width=width).to(device)
-    config = {"num_classes": NUM_CLASSES, "width": width, **recipe}
+    config = classifier_config(width, recipe)
     history = load_or_train(classifier_checkpoint(width), model, config,
                             lambda model: train_classifier(model, recipe), retrain=retrain)
     return model.to(device).eval(), history
@@ -102,6 +107,13 @@ def segmenter_checkpoint(variant: str, width: int) -> Path:
     return checkpoint_dir() / f"fcn{variant}_w{width}.pt"
 
 
+def segmenter_config(variant: str, width: int, recipe: dict = SEGMENTER_RECIPE,
+                     classifier_recipe: dict = CLASSIFIER_RECIPE) -> dict:
+    """What an FCN's checkpoint records, the classifier it started from included."""
+    return {"variant": variant, "num_classes": NUM_CLASSES + 1, "width": width,
+            "classifier": classifier_recipe, **recipe}
+
+
 def train_segmenter(model: VGG11SkipFCN, recipe: dict = SEGMENTER_RECIPE, progress: bool = True) -> dict:
     """Train an FCN in place on scenes with pixel labels (cross-entropy per pixel); return the history."""
     train_data = scenes_split(recipe["train_samples"], SCENE_TRAIN_SEED, recipe["image_size"])
@@ -118,8 +130,7 @@ def trained_segmenter(variant: str, width: int | None = None, device=None, retra
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
     model = VGG11SkipFCN(NUM_CLASSES + 1, width, variant).to(device)
-    config = {"variant": variant, "num_classes": model.num_classes, "width": width,
-              "classifier": classifier_recipe, **recipe}
+    config = segmenter_config(variant, width, recipe, classifier_recipe)
 
     def start_from_classifier_and_train(model: VGG11SkipFCN) -> dict:
         classifier, _ = trained_classifier(width, device, retrain, classifier_recipe)

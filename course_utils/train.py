@@ -40,7 +40,8 @@ def checkpoint_dir() -> Path:
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and PyTorch so that training runs repeat exactly."""
+    """Seed Python, NumPy and PyTorch, so that training repeats exactly on the same machine
+    (CPU instruction set, thread count, library build and device); elsewhere only closely."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -171,7 +172,8 @@ def fit(
     history = {"train_loss": [...], "train_accuracy": [...], "val_loss": [...],
                "val_accuracy": [...], "step_loss": [...], "seconds": float}, one entry per
     epoch (per step for step_loss); seconds is the wall-clock training time. Runs repeat
-    exactly (all but the seconds) for the same seed, data and device.
+    exactly (all but the seconds) for the same seed and data on the same machine: same CPU
+    instruction set, thread count, library build and device.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")

@@ -91,9 +91,11 @@ def test_pytest_nbval_gets_the_options_of_make_test(monkeypatch):
     spec.loader.exec_module(conftest)
     environment = {}
     monkeypatch.setattr(conftest.os, "environ", environment)
-    option = SimpleNamespace(nbval=True, nbval_lax=False, nbval_current_env=False, nbval_sanitize_with=None)
+    option = SimpleNamespace(nbval=True, nbval_lax=False, nbval_current_env=False, nbval_sanitize_with=None,
+                             nbval_cell_timeout=2000)
     conftest.pytest_configure(SimpleNamespace(option=option))
     assert option.nbval_current_env
+    assert option.nbval_cell_timeout > 2000  # notebook 5 trains three FCNs in one cell
     assert Path(option.nbval_sanitize_with) == ROOT / "notebooks" / "nbval-sanitize.cfg"
     assert environment["FCN_COURSE_WIDTH"] == "16"  # the kernels train the width the outputs were stored with
     assert "tests.nbval_tolerance" in conftest.pytest_plugins
