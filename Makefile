@@ -27,10 +27,10 @@ lab: setup  ## open JupyterLab on the notebooks
 test: setup  ## unit tests, then every notebook re-run and compared with its stored outputs
 	$(BIN)/python -m pytest --nbval
 
-unit: setup  ## unit tests only, in seconds (without the slow ones: the quick benchmark run)
+unit: setup  ## unit tests only, in a minute or two (without the slow ones: quick benchmark, nbval runs)
 	$(BIN)/python -m pytest tests -m "not slow"
 
-notebooks: setup  ## the notebooks only (strict nbval)
+notebooks: setup  ## the notebooks only (nbval: strict, with tolerances for trained outputs)
 	$(BIN)/python -m pytest notebooks --nbval
 
 CHROMIUM ?= /usr/bin/chromium

@@ -16,6 +16,8 @@ The real-browser test (tests/browser) runs only with FCN_BROWSER_TEST=1 (`make t
 import os
 from pathlib import Path
 
+from course_utils.train import WIDTH_VARIABLE
+
 ROOT = Path(__file__).resolve().parent
 SANITIZE_FILE = ROOT / "notebooks" / "nbval-sanitize.cfg"
 #: The width the stored outputs were made with (see course_utils.train.default_width).
@@ -37,4 +39,4 @@ def pytest_configure(config):
         if config.option.nbval_cell_timeout == NBVAL_DEFAULT_CELL_TIMEOUT:
             config.option.nbval_cell_timeout = CELL_TIMEOUT_S
         # The kernels nbval starts inherit this process's environment.
-        os.environ.setdefault("FCN_COURSE_WIDTH", NOTEBOOK_TEST_WIDTH)
+        os.environ.setdefault(WIDTH_VARIABLE, NOTEBOOK_TEST_WIDTH)
