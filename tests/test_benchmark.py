@@ -73,7 +73,8 @@ def test_quick_run_gives_every_peer_the_course_budget(quick_run):
     for name in ("smp_unet_vgg11_bn", "torchvision_fcn_resnet50"):
         peer = peers[name]
         assert peer["budget_s"] == budget and peer["steps"] >= 1
-        assert peer["train_s"] <= budget + 5  # stops at the budget (plus at most one step)
+        step_s = peer["train_s"] / peer["steps"]
+        assert peer["train_s"] <= budget + 2 * step_s  # stops at the budget, plus at most about one step
         assert 0 <= peer["miou"] <= 1
         assert peer["ours_over_theirs"] == pytest.approx(peers["course_fcn8s"]["miou"] / peer["miou"])
 
