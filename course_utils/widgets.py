@@ -17,13 +17,16 @@ import matplotlib.pyplot as plt
 import torch
 
 from .segment import scores_to_mask, segmentation_report
-from .viz import overlay_mask, to_uint8
+from .viz import add_class_legend, mask_to_rgb, to_uint8
 
 ALL_CLASSES = "all classes (mask)"
 
 
 class FCNExplorer:
     """Image, the heatmap of one class (or the predicted mask), and the true mask side by side.
+
+    Masks are drawn in solid class colours (`mask_to_rgb`) with a legend of the classes shown; a
+    heatmap gets a colorbar on the score range of all images and classes, with the threshold marked.
 
     images (N, 3, H, W), scores (N, K, H, W) from the FCN, masks (N, H, W) true masks.
     """
@@ -39,6 +42,7 @@ class FCNExplorer:
         self.images, self.scores, self.masks = images.cpu(), scores.cpu(), masks.cpu()
         self.class_names = list(class_names)
         low, high = float(scores.min()), float(scores.max())
+        self.score_range = (low, high)  # one heatmap colour scale for every image and class
         self.image = w.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
         self.choice = w.Dropdown(options=[ALL_CLASSES, *self.class_names], value=ALL_CLASSES, description="show")
         low, high = math.floor(low * 10) / 10, math.ceil(high * 10) / 10  # the whole score range
@@ -59,23 +63,29 @@ class FCNExplorer:
         threshold = self.threshold.value if threshold is None else threshold
         image, scores, truth = self.images[index], self.scores[index], self.masks[index]
         predicted = scores_to_mask(scores[None], threshold)[0]
-        fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+        fig, axes = plt.subplots(1, 3, figsize=(10, 4.0), layout="constrained")
         axes[0].imshow(to_uint8(image).permute(1, 2, 0).numpy())
         axes[0].set_title(f"image {index}")
         if choice == ALL_CLASSES:
-            axes[1].imshow(overlay_mask(image, predicted, alpha=0.6).permute(1, 2, 0).numpy())
+            axes[1].imshow(mask_to_rgb(predicted).permute(1, 2, 0).numpy(), interpolation="nearest")
             axes[1].set_title(f"predicted mask (threshold {threshold:.2f})")
+            shown_masks = [predicted, truth]
         else:
             k = self.class_names.index(choice)
+            low, high = self.score_range
             axes[1].imshow(to_uint8(image).permute(1, 2, 0).numpy())
-            axes[1].imshow(scores[k].numpy(), cmap="jet", alpha=0.5)
+            heatmap = axes[1].imshow(scores[k].numpy(), cmap="jet", alpha=0.5, vmin=low, vmax=high)
             axes[1].contour((scores[k] > threshold).numpy(), levels=[0.5], colors="white", linewidths=1)
             axes[1].set_title(f"'{choice}' score, contour at {threshold:.2f}")
-        axes[2].imshow(overlay_mask(image, truth, alpha=0.6).permute(1, 2, 0).numpy())
+            bar = fig.colorbar(heatmap, ax=axes[1], shrink=0.8, label=f"'{choice}' score (logit)")
+            bar.ax.axhline(threshold, color="black", linewidth=1.5)  # the contour's level on the scale
+            shown_masks = [truth]
+        axes[2].imshow(mask_to_rgb(truth).permute(1, 2, 0).numpy(), interpolation="nearest")
         axes[2].set_title("true mask")
         for ax in axes:
             ax.axis("off")
-        fig.tight_layout()
+        values = set().union(*(mask.unique().tolist() for mask in shown_masks))
+        add_class_legend(fig, self.class_names, values)
         return fig
 
     def describe(self, index: int | None = None, threshold: float | None = None) -> str:

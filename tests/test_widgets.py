@@ -6,7 +6,7 @@ import torch
 from matplotlib.figure import Figure
 
 from course_utils.data import CLASSES
-from course_utils.viz import overlay_mask, to_uint8
+from course_utils.viz import mask_to_rgb, to_uint8
 from course_utils.widgets import ALL_CLASSES, FCNExplorer
 
 pytest.importorskip("ipywidgets")
@@ -40,7 +40,16 @@ def explorer():
 
 
 def titles(figure):
-    return [ax.get_title() for ax in figure.axes]
+    return [ax.get_title() for ax in figure.axes if ax.get_label() != "<colorbar>"]
+
+
+def colorbars(figure):
+    return [ax for ax in figure.axes if ax.get_label() == "<colorbar>"]
+
+
+def legend_labels(figure):
+    (legend,) = figure.legends
+    return [text.get_text() for text in legend.get_texts()]
 
 
 def middle_picture(figure):
@@ -48,8 +57,8 @@ def middle_picture(figure):
 
 
 def expected_overlay(index, mask):
-    images, _, _ = synthetic_inputs()
-    return overlay_mask(images[index], mask, alpha=0.6).permute(1, 2, 0)
+    """The mask in solid class colours (the image does not show through)."""
+    return mask_to_rgb(mask).permute(1, 2, 0)
 
 
 # ----------------------------------------------------------------------------- initial state
@@ -83,6 +92,14 @@ def test_the_middle_panel_shows_the_predicted_mask(explorer):
     assert torch.equal(middle_picture(explorer.figure), expected_overlay(0, masks[0]))
 
 
+def test_masks_are_solid_with_a_legend_and_no_colorbar(explorer):
+    _, _, masks = synthetic_inputs()
+    true_panel = torch.from_numpy(explorer.figure.axes[2].images[0].get_array().data.copy())
+    assert torch.equal(true_panel, mask_to_rgb(masks[0]).permute(1, 2, 0))
+    assert legend_labels(explorer.figure) == ["background", "circle", "triangle"]
+    assert not colorbars(explorer.figure)
+
+
 # ----------------------------------------------------------------------------- controls
 
 
@@ -104,6 +121,10 @@ def test_choosing_a_class_shows_its_heatmap(explorer):
     heatmap = explorer.figure.axes[1].images[1].get_array()  # drawn over the image
     _, scores, _ = synthetic_inputs()
     assert torch.equal(torch.from_numpy(heatmap.data.copy()), scores[0, CLASSES.index("triangle")])
+    (bar,) = colorbars(explorer.figure)
+    assert bar.get_ylabel() == "'triangle' score (logit)"
+    assert bar.get_ylim() == pytest.approx((0.0, 2.0))  # the score range of all images and classes
+    assert legend_labels(explorer.figure) == ["background", "circle", "triangle"]  # the true mask's
     # the class shown does not change what is predicted
     assert explorer.summary.value == "image 0: predicted circle, triangle; mIoU of this image 1.00"
     explorer.choice.value = ALL_CLASSES
