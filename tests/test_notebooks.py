@@ -86,7 +86,18 @@ def test_opens_with_goals_and_closes_with_summary_and_questions(path):
     markdown = [cell.source for cell in load(path).cells if cell.cell_type == "markdown"]
     assert "After this notebook you will be able to" in markdown[0]
     assert re.search(r"about .*(seconds|minute)", markdown[0], re.IGNORECASE), "say how long the notebook takes"
-    assert "## Summary" in markdown[-1] and "## Questions" in markdown[-1]
+    assert "## Summary" in markdown[-2] and "## Questions" in markdown[-2]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_question_has_a_collapsed_answer(path):
+    """The last cell holds short answers, one per question, collapsed so that a learner tries first."""
+    markdown = [cell.source for cell in load(path).cells if cell.cell_type == "markdown"]
+    questions = re.findall(r"^(\d+)\. ", markdown[-2].split("## Questions")[1], re.MULTILINE)
+    answers = markdown[-1]
+    assert answers.startswith("<details>") and answers.rstrip().endswith("</details>"), answers[:80]
+    assert "<summary>" in answers
+    assert re.findall(r"^(\d+)\. ", answers, re.MULTILINE) == questions
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
