@@ -49,7 +49,7 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUDENT_DIR = REPO_ROOT / "build" / "student"
 HEADING = re.compile(r"^(#+)\s")
 EXERCISE = re.compile(r"^#+\s*Exercise\s+(\d+)\s*·\s*(.+)")
-NOT_WRITTEN = "{} is not written yet: write it in this cell, run it, then rerun the cells below it."
+NOT_WRITTEN = "{} is not written yet: write your answer in its cell, under its heading, run that cell, then rerun the cells below it."
 
 
 class SolutionMarkerError(ValueError):

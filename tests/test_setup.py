@@ -100,3 +100,10 @@ def test_pytest_nbval_gets_the_options_of_make_test(monkeypatch):
     assert Path(option.nbval_sanitize_with) == ROOT / "notebooks" / "nbval-sanitize.cfg"
     assert environment["FCN_COURSE_WIDTH"] == "16"  # the kernels train the width the outputs were stored with
     assert "tests.nbval_tolerance" in conftest.pytest_plugins
+
+
+def test_every_subpackage_of_course_utils_is_installed():
+    """A non-editable install copies only the listed packages: a new subpackage must be listed."""
+    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "course_utils").rglob("__init__.py")}
+    assert on_disk == listed, f"pyproject.toml [tool.setuptools] packages: {sorted(listed)}, on disk: {sorted(on_disk)}"

@@ -107,7 +107,7 @@ def test_strip_solution_keeps_indentation_and_the_rest():
     source = "def f(x):\n    # YOUR CODE HERE\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\nprint(f)"
     assert strip_solution(source, "Exercise 1 (F)") == (
         "def f(x):\n    # YOUR CODE HERE\n"
-        '    raise NotImplementedError("Exercise 1 (F) is not written yet: write it in this cell, run it, '
+        '    raise NotImplementedError("Exercise 1 (F) is not written yet: write your answer in its cell, under its heading, run that cell, '
         'then rerun the cells below it.")\nprint(f)'
     )
 
@@ -301,7 +301,7 @@ def test_the_stub_raises_naming_its_exercise():
     assert "# YOUR CODE HERE" in source and "pooled" not in source
     namespace = {}
     exec(source, namespace)
-    message = r"^Exercise 7 \(The `head`, at last\) is not written yet: write it in this cell"
+    message = r"^Exercise 7 \(The `head`, at last\) is not written yet: write your answer in its cell"
     with pytest.raises(NotImplementedError, match=message):
         namespace["head"](1)
 
