@@ -18,8 +18,9 @@ From it, for every class c:
     FP = cm[:, c].sum() - TP      (predicted c, true class something else)
     IoU_c = TP / (TP + FP + FN)   (intersection over union)
 
-Pixels whose target equals ``ignore_index`` (255 in PASCAL VOC: object
-borders and "void") are skipped everywhere: their prediction does not matter.
+Pixels whose target equals ``ignore_index`` (``IGNORE_INDEX`` from
+``course_utils.data``, 255 as in PASCAL VOC: object borders and "void") are
+skipped everywhere: their prediction does not matter.
 
 Dataset-level scores
 --------------------
@@ -31,7 +32,8 @@ batches and then calling :func:`iou_from_confusion` once::
     for images, targets in loader:
         pred = model(images).argmax(dim=1)
         cm += confusion_matrix(pred, targets, C)
-    miou = iou_from_confusion(cm).nanmean().item()
+    miou = mean_iou_from_confusion(cm)        # == iou_from_confusion(cm).nanmean()
+    accuracy = pixel_accuracy_from_confusion(cm)
 
 This is NOT the same as averaging per-image mIoU values: a small image (or an
 image where a class covers three pixels) would then weigh as much as a large
@@ -40,10 +42,14 @@ one, and classes absent from an image would change which classes get averaged.
 
 import torch
 
+from .data import IGNORE_INDEX
+
 __all__ = [
     "confusion_matrix",
     "pixel_accuracy",
+    "pixel_accuracy_from_confusion",
     "iou_from_confusion",
+    "mean_iou_from_confusion",
     "iou_per_class",
     "mean_iou",
 ]
@@ -52,6 +58,7 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # Input checks (kept in one place so every metric reports errors the same way)
 # ---------------------------------------------------------------------------
+
 
 def _check_labels(pred, target):
     """Check that pred and target are integer label tensors of the same shape."""
@@ -67,13 +74,16 @@ def _check_labels(pred, target):
         raise ValueError(f"target must hold integer class labels, got dtype {target.dtype}")
     if pred.shape != target.shape:
         raise ValueError(
-            f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
-            f"and target {tuple(target.shape)}"
+            f"pred and target must have the same shape, got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
         )
     if pred.device != target.device:
-        raise ValueError(
-            f"pred and target must be on the same device, got {pred.device} and {target.device}"
-        )
+        raise ValueError(f"pred and target must be on the same device, got {pred.device} and {target.device}")
+
+
+def _check_confusion(cm):
+    if not isinstance(cm, torch.Tensor) or cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        shape = tuple(cm.shape) if isinstance(cm, torch.Tensor) else type(cm).__name__
+        raise ValueError(f"cm must be a square (C, C) matrix, got {shape}")
 
 
 def _check_num_classes(num_classes):
@@ -85,7 +95,8 @@ def _check_num_classes(num_classes):
 # Metrics
 # ---------------------------------------------------------------------------
 
-def confusion_matrix(pred, target, num_classes, ignore_index=255):
+
+def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):
     """Count (true class, predicted class) pairs.
 
     Inputs:
@@ -105,7 +116,8 @@ def confusion_matrix(pred, target, num_classes, ignore_index=255):
     _check_labels(pred, target)
     _check_num_classes(num_classes)
 
-    # Keep only the pixels we score, as flat 1-D tensors of shape (P,).
+    # Keep only the pixels we score, as flat 1-D tensors of shape (P,), in int64: the
+    # index t * C + p below would overflow a small input dtype (uint8: 19 * 20 + 19 > 255).
     valid = target != ignore_index
     t = target[valid].long()
     p = pred[valid].long()
@@ -114,8 +126,7 @@ def confusion_matrix(pred, target, num_classes, ignore_index=255):
         if t.min() < 0 or t.max() >= num_classes:
             bad = t[(t < 0) | (t >= num_classes)].unique().tolist()
             raise ValueError(
-                f"target has values {bad} outside [0, {num_classes}) "
-                f"that are not ignore_index={ignore_index}"
+                f"target has values {bad} outside [0, {num_classes}) that are not ignore_index={ignore_index}"
             )
         if p.min() < 0 or p.max() >= num_classes:
             bad = p[(p < 0) | (p >= num_classes)].unique().tolist()
@@ -123,11 +134,11 @@ def confusion_matrix(pred, target, num_classes, ignore_index=255):
 
     # Each (target, pred) pair gets a unique index t * C + p in [0, C*C);
     # counting those indices and reshaping gives the C x C matrix.
-    counts = torch.bincount(t * num_classes + p, minlength=num_classes ** 2)
+    counts = torch.bincount(t * num_classes + p, minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes)
 
 
-def pixel_accuracy(pred, target, ignore_index=255):
+def pixel_accuracy(pred, target, ignore_index=IGNORE_INDEX):
     """Fraction of non-ignored pixels whose predicted label is correct.
 
     Inputs:
@@ -162,16 +173,43 @@ def iou_from_confusion(cm):
       predictions (union 0): there is nothing to score, which is different
       from scoring 0. Use iou.nanmean() to average over the scored classes.
     """
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"cm must be a square (C, C) matrix, got shape {tuple(cm.shape)}")
+    _check_confusion(cm)
     cm = cm.float()
-    tp = cm.diag()                                  # (C,)
-    union = cm.sum(dim=1) + cm.sum(dim=0) - tp      # TP + FN + TP + FP - TP
+    tp = cm.diag()  # (C,)
+    union = cm.sum(dim=1) + cm.sum(dim=0) - tp  # TP + FN + TP + FP - TP
     # 0 / 0 = NaN for classes with an empty union, exactly what we want.
     return tp / union
 
 
-def iou_per_class(pred, target, num_classes, ignore_index=255):
+def pixel_accuracy_from_confusion(cm):
+    """Fraction of scored pixels whose prediction is right, from a confusion matrix.
+
+    Inputs:
+    - cm: tensor of shape (C, C), rows = target class, columns = prediction.
+
+    Returns:
+    - accuracy: Python float = trace(cm) / cm.sum() (the diagonal holds the
+      right predictions), NaN if cm is all zeros (no pixel scored). The
+      same fraction as pixel_accuracy() on the pixels cm counted, divided in
+      float32 (the default dtype) like iou_from_confusion().
+    """
+    _check_confusion(cm)
+    return (cm.diag().sum() / cm.sum()).item()
+
+
+def mean_iou_from_confusion(cm):
+    """Mean of iou_from_confusion(cm) over the classes present (NaNs left out).
+
+    Inputs:
+    - cm: tensor of shape (C, C), e.g. a sum of confusion matrices over a dataset.
+
+    Returns:
+    - miou: Python float. NaN only if cm is all zeros.
+    """
+    return iou_from_confusion(cm).nanmean().item()
+
+
+def iou_per_class(pred, target, num_classes, ignore_index=IGNORE_INDEX):
     """Per-class IoU of one prediction / target pair.
 
     Inputs: as for confusion_matrix(): pred and target integer tensors of the
@@ -184,7 +222,7 @@ def iou_per_class(pred, target, num_classes, ignore_index=255):
     return iou_from_confusion(confusion_matrix(pred, target, num_classes, ignore_index))
 
 
-def mean_iou(pred, target, num_classes, ignore_index=255):
+def mean_iou(pred, target, num_classes, ignore_index=IGNORE_INDEX):
     """Mean IoU over the classes present in pred or target.
 
     Classes with NaN IoU (absent from both) are left out of the mean
@@ -197,4 +235,4 @@ def mean_iou(pred, target, num_classes, ignore_index=255):
     Returns:
     - miou: Python float. NaN only if no pixel is scored at all.
     """
-    return iou_per_class(pred, target, num_classes, ignore_index).nanmean().item()
+    return mean_iou_from_confusion(confusion_matrix(pred, target, num_classes, ignore_index))

@@ -23,16 +23,17 @@ exactly (up to float rounding). Two things break the equality, and the course sh
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .data import MIN_IMAGE_SIZE  # smallest image side: pool1..pool5 halve it five times
+
 #: Channels per conv layer at width 64 ("M" is a 2x2 max pool). Same as torchvision's VGG11
 #: configuration "A" without the final pool, which the classifier adds as `pool5`.
 VGG11_LAYOUT = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512)
-
-#: Smallest image side the networks accept: pool1..pool4 and pool5 halve it five times.
-MIN_IMAGE_SIZE = 32
 
 BACKBONE_STRIDE = 16
 
@@ -40,24 +41,31 @@ BACKBONE_STRIDE = 16
 POOL3_END, POOL4_END = 15, 22
 
 
-def check_images(x: torch.Tensor, min_size: int = MIN_IMAGE_SIZE, channels: int = 3) -> None:
-    """Raise a clear ValueError unless x is a float batch of images (N, channels, H, W)."""
+def _require_positive_int(name: str, value) -> int:
+    """`value` as an int; a ValueError naming `name` unless it is an integer >= 1 (True is not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        whole = (isinstance(value, float) and value.is_integer() and value >= 1) or (
+            isinstance(value, str) and value.isdigit() and int(value) >= 1
+        )
+        hint = f": pass {name}={int(float(value))}" if whole else ""
+        raise ValueError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__}){hint}")
+    return int(value)
+
+
+def require_images(x: torch.Tensor, min_size: int = MIN_IMAGE_SIZE, channels: int = 3) -> None:
+    """Raise a clear ValueError unless x is a float batch of images (N, channels, H, W), H, W >= min_size."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"expected a torch.Tensor of images, got {type(x).__name__}")
     if x.dim() != 4:
         hint = " (a single image? add a batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
-        raise ValueError(
-            f"expected a batch of images shaped (N, {channels}, H, W), got shape {tuple(x.shape)}{hint}"
-        )
+        raise ValueError(f"expected a batch of images shaped (N, {channels}, H, W), got shape {tuple(x.shape)}{hint}")
     if x.shape[1] != channels:
         raise ValueError(
             f"expected {channels} colour channels in dimension 1, got shape {tuple(x.shape)}"
             " (channels-last images need x.permute(0, 3, 1, 2))"
         )
     if min(x.shape[-2:]) < min_size:
-        raise ValueError(
-            f"images must be at least {min_size}x{min_size} pixels, got {tuple(x.shape[-2:])}"
-        )
+        raise ValueError(f"images must be at least {min_size}x{min_size} pixels, got {tuple(x.shape[-2:])}")
     if not x.is_floating_point():
         raise ValueError(f"expected float images (e.g. x.float() / 255), got dtype {x.dtype}")
 
@@ -86,8 +94,7 @@ class VGG11Backbone(nn.Sequential):
     """
 
     def __init__(self, width: int = 64):
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, got {width!r}")
+        width = _require_positive_int("width", width)
         layers: list[nn.Module] = []
         in_channels = 3
         for item in VGG11_LAYOUT:
@@ -102,13 +109,13 @@ class VGG11Backbone(nn.Sequential):
         self.out_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, min_size=BACKBONE_STRIDE)
+        require_images(x, min_size=BACKBONE_STRIDE)
         return super().forward(x)
 
     def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The outputs of pool3 (N, 4w, H/8, W/8), pool4 (N, 8w, H/16, W/16) and the last layer
         (N, 8w, H/16, W/16), for the skip connections of FCN-16s and FCN-8s."""
-        check_images(x, min_size=BACKBONE_STRIDE)
+        require_images(x, min_size=BACKBONE_STRIDE)
         outputs = []
         for index, layer in enumerate(self, start=1):
             x = layer(x)
@@ -126,17 +133,15 @@ class VGG11Classifier(nn.Module):
 
     def __init__(self, num_classes: int = 7, width: int = 64):
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        self.num_classes = num_classes
-        self.width = width
-        self.backbone = VGG11Backbone(width)
+        self.num_classes = _require_positive_int("num_classes", num_classes)
+        self.width = _require_positive_int("width", width)
+        self.backbone = VGG11Backbone(self.width)
         self.pool5 = nn.MaxPool2d(kernel_size=2, stride=2)
         self.gap = nn.AdaptiveAvgPool2d(1)
-        self.fc_out = nn.Linear(self.backbone.out_channels, num_classes)
+        self.fc_out = nn.Linear(self.backbone.out_channels, self.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x)
+        require_images(x)
         features = self.pool5(self.backbone(x))  # (N, C, H/32, W/32)
         pooled = torch.flatten(self.gap(features), 1)  # (N, C)
         return self.fc_out(pooled)  # (N, K)
@@ -163,6 +168,30 @@ def copy_fc_to_conv(fc: nn.Linear, conv: nn.Conv2d) -> None:
             conv.bias.copy_(fc.bias)
 
 
+def _require_classifier(classifier) -> nn.Linear:
+    """The classifier's fc_out, after checking that it is a VGG11Classifier-like model whose
+    fc_out (K, C) fits its backbone's C output channels; a ValueError says what does not fit."""
+    for name in ("backbone", "fc_out"):
+        if not hasattr(classifier, name):
+            raise ValueError(
+                f"from_classifier needs a VGG11Classifier (with .backbone and .fc_out), "
+                f"got {type(classifier).__name__} without .{name}"
+            )
+    backbone, fc = classifier.backbone, classifier.fc_out
+    if not isinstance(backbone, VGG11Backbone) or not isinstance(fc, nn.Linear):
+        raise ValueError(
+            "from_classifier needs a VGG11Classifier whose .backbone is a VGG11Backbone and .fc_out an "
+            f"nn.Linear, got {type(backbone).__name__} and {type(fc).__name__}"
+        )
+    if fc.in_features != backbone.out_channels:
+        raise ValueError(
+            f"classifier.fc_out expects {fc.in_features} input features but the backbone "
+            f"gives {backbone.out_channels} channels (width {backbone.width}): build fc_out as "
+            f"nn.Linear({backbone.out_channels}, num_classes)"
+        )
+    return fc
+
+
 class VGG11FCN(nn.Module):
     """The classifier as a fully convolutional network: a class score for every pixel.
 
@@ -173,49 +202,42 @@ class VGG11FCN(nn.Module):
 
     def __init__(self, num_classes: int = 7, width: int = 64, keep_pool5: bool = False):
         super().__init__()
-        self.num_classes = num_classes
-        self.width = width
+        self.num_classes = _require_positive_int("num_classes", num_classes)
+        self.width = _require_positive_int("width", width)
         self.keep_pool5 = keep_pool5
-        self.backbone = VGG11Backbone(width)
+        self.backbone = VGG11Backbone(self.width)
         self.pool5 = nn.MaxPool2d(kernel_size=2, stride=2) if keep_pool5 else nn.Identity()
-        self.conv_out = nn.Conv2d(self.backbone.out_channels, num_classes, kernel_size=1)
+        self.conv_out = nn.Conv2d(self.backbone.out_channels, self.num_classes, kernel_size=1)
 
     @property
     def stride(self) -> int:
         return BACKBONE_STRIDE * (2 if self.keep_pool5 else 1)
 
     @classmethod
-    def from_classifier(cls, classifier: VGG11Classifier, keep_pool5: bool = False) -> "VGG11FCN":
+    def from_classifier(cls, classifier: VGG11Classifier, keep_pool5: bool = False) -> VGG11FCN:
         """Build an FCN holding copies of a classifier's weights (the classifier is not changed).
 
         The backbone (convolutions and BatchNorm statistics) is copied as is; fc_out's weight
-        and bias go into the 1x1 conv_out. The FCN starts in the classifier's train/eval mode.
+        (K, C) and bias (K,) go into the 1x1 conv_out (K, C, 1, 1).
+
+        Same contract as VGG11SkipFCN.from_classifier: every tensor is a copy (none shares
+        storage with the classifier), the FCN sits on the classifier's device and starts in its
+        train/eval mode, and a classifier whose fc_out does not fit its backbone raises ValueError.
         """
-        for name in ("backbone", "fc_out"):
-            if not hasattr(classifier, name):
-                raise ValueError(
-                    f"from_classifier needs a VGG11Classifier (with .backbone and .fc_out), "
-                    f"got {type(classifier).__name__} without .{name}"
-                )
-        fcn = cls(classifier.fc_out.out_features, classifier.backbone.width, keep_pool5)
-        if classifier.fc_out.in_features != fcn.backbone.out_channels:
-            raise ValueError(
-                f"fc_out expects {classifier.fc_out.in_features} input features but the backbone "
-                f"gives {fcn.backbone.out_channels} channels"
-            )
-        fcn.backbone.load_state_dict(classifier.backbone.state_dict())
-        copy_fc_to_conv(classifier.fc_out, fcn.conv_out)
-        fcn.to(classifier.fc_out.weight.device)
-        return fcn.train(classifier.training)
+        fc = _require_classifier(classifier)
+        fcn = cls(fc.out_features, classifier.backbone.width, keep_pool5)
+        fcn.backbone.load_state_dict(classifier.backbone.state_dict())  # copies, buffers included
+        copy_fc_to_conv(fc, fcn.conv_out)
+        return fcn.to(fc.weight.device).train(classifier.training)
 
     def score_map(self, x: torch.Tensor) -> torch.Tensor:
         """Coarse class scores (N, K, H // stride, W // stride), before upsampling."""
-        check_images(x, min_size=self.stride)
+        require_images(x, min_size=self.stride)
         return self.conv_out(self.pool5(self.backbone(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel class scores (N, K, H, W), the score map upsampled bilinearly to x's size."""
-        check_images(x)
+        require_images(x)
         scores = self.score_map(x)
         return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
@@ -227,18 +249,28 @@ def count_parameters(model: nn.Module) -> int:
 
 # ============================================================================ FCN-32s / 16s / 8s
 
+#: Stride of the finest score map of each FCN variant (the final upsampling factor).
+FCN_STRIDES = {"32s": 32, "16s": 16, "8s": 8}
+FCN_VARIANTS = tuple(FCN_STRIDES)
+
 
 def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
-    """Weights (channels, channels, 2f, 2f) that make a ConvTranspose2d upsample bilinearly by f.
+    """Weights (channels, channels, k, k) that make a ConvTranspose2d upsample bilinearly by f.
 
-    Each channel is upsampled on its own (zero weights between channels). With stride f and
-    padding f // 2 the result equals F.interpolate(..., scale_factor=f, mode="bilinear",
-    align_corners=False) everywhere except a border of about f // 2 pixels, where the transposed
-    convolution sees zeros beyond the edge while interpolation repeats the edge pixel.
+    k = 2f - f % 2 (2f for even f, 2f - 1 for odd f), as in the FCN paper's reference code. The
+    ramp 1 - |i - c| / f peaks at the centre c = (k - 1) / 2: f - 0.5 for even f (between the
+    two middle pixels), f - 1 for odd f (on the middle pixel). Each channel is upsampled on its
+    own (zero weights between channels). Used with stride f and padding f // 2, as
+    `bilinear_upsampler` does, the result equals F.interpolate(..., scale_factor=f,
+    mode="bilinear", align_corners=False) everywhere except a border of about f // 2 pixels,
+    where the transposed convolution sees zeros beyond the edge while interpolation repeats
+    the edge pixel.
     """
-    size = 2 * factor
-    center = factor - 0.5
-    ramp = 1 - (torch.arange(size, dtype=torch.float32) - center).abs() / factor  # (2f,)
+    channels = _require_positive_int("channels", channels)
+    factor = _require_positive_int("factor", factor)
+    size = 2 * factor - factor % 2
+    center = factor - 1 if factor % 2 else factor - 0.5  # == (size - 1) / 2
+    ramp = 1 - (torch.arange(size, dtype=torch.float32) - center).abs() / factor  # (k,)
     kernel = ramp[:, None] * ramp[None, :]
     weight = torch.zeros(channels, channels, size, size)
     weight[range(channels), range(channels)] = kernel
@@ -248,30 +280,46 @@ def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
 def bilinear_upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
     """A learnable x`factor` upsampling layer, initialised to bilinear interpolation.
 
-    (N, channels, h, w) -> (N, channels, h * factor, w * factor).
+    (N, channels, h, w) -> (N, channels, h * factor, w * factor), for every factor >= 1.
+    A transposed convolution gives (h - 1) * stride - 2 * padding + kernel_size rows; with
+    stride f and kernel 2f - f % 2 that is h * f when 2 * padding = f - f % 2, so padding f // 2.
     """
-    layer = nn.ConvTranspose2d(channels, channels, kernel_size=2 * factor, stride=factor,
-                               padding=factor // 2, bias=False)
+    channels = _require_positive_int("channels", channels)
+    factor = _require_positive_int("factor", factor)
+    weight = bilinear_kernel(channels, factor)
+    layer = nn.ConvTranspose2d(
+        channels, channels, kernel_size=weight.shape[-1], stride=factor, padding=factor // 2, bias=False
+    )
     with torch.no_grad():
-        layer.weight.copy_(bilinear_kernel(channels, factor))
+        layer.weight.copy_(weight)
     return layer
 
 
-def match_size(x: torch.Tensor, size) -> torch.Tensor:
+def match_size(x: torch.Tensor, size, max_difference: int | None = None) -> torch.Tensor:
     """Crop or (edge-)pad x (N, C, h, w) at its bottom/right to spatial `size` (H, W).
 
     Pooling rounds odd sizes down, so an upsampled map can be a few pixels short of the map it
     is added to (or of the input image); this makes the two line up without resampling.
+
+    max_difference: the most rows or columns by which h, w may differ from H, W. Upsampling a
+        stride-s map by f and comparing it with a stride-(s / f) map, rounding can cause at most
+        f - 1. A larger difference means the two maps are misaligned (a wrong upsampling factor,
+        say), and cropping it away would hide that: it raises ValueError. None: no limit.
     """
     height, width = size
+    if max_difference is not None:
+        difference = max(abs(x.shape[-2] - height), abs(x.shape[-1] - width))
+        if difference > max_difference:
+            raise ValueError(
+                f"match_size: a map of size {tuple(x.shape[-2:])} is {difference} pixels away from "
+                f"size {(height, width)}, more than pooling's rounding can cause (max_difference="
+                f"{max_difference}): check the upsampling factor that produced it"
+            )
     x = x[..., :height, :width]
     pad_h, pad_w = height - x.shape[-2], width - x.shape[-1]
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     return x
-
-
-FCN_VARIANTS = ("32s", "16s", "8s")
 
 
 class VGG11SkipFCN(nn.Module):
@@ -292,6 +340,8 @@ class VGG11SkipFCN(nn.Module):
         super().__init__()
         if variant not in FCN_VARIANTS:
             raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
+        num_classes = _require_positive_int("num_classes", num_classes)
+        width = _require_positive_int("width", width)
         self.num_classes, self.width, self.variant = num_classes, width, variant
         self.backbone = VGG11Backbone(width)
         self.pool5 = nn.MaxPool2d(kernel_size=2, stride=2)
@@ -307,40 +357,49 @@ class VGG11SkipFCN(nn.Module):
             if hasattr(self, name):
                 nn.init.zeros_(getattr(self, name).weight)
                 nn.init.zeros_(getattr(self, name).bias)
-        self.up_final = bilinear_upsampler(num_classes, {"32s": 32, "16s": 16, "8s": 8}[variant])
+        self.up_final = bilinear_upsampler(num_classes, self.stride)
 
     @property
     def stride(self) -> int:
         """Stride of the finest score map, before the final upsampling."""
-        return {"32s": 32, "16s": 16, "8s": 8}[self.variant]
+        return FCN_STRIDES[self.variant]
 
     @classmethod
-    def from_classifier(cls, classifier: VGG11Classifier, variant: str = "8s") -> "VGG11SkipFCN":
+    def from_classifier(cls, classifier: VGG11Classifier, variant: str = "8s") -> VGG11SkipFCN:
         """Start from a trained classifier: its backbone, and fc_out as the pool5 scorer.
 
         Class k of the classifier becomes class k + 1 here; class 0 (background) is new, with
-        zero weight and bias, so it is learned from the masks.
+        zero weight and bias, so it is learned from the masks. The backbone (convolutions and
+        BatchNorm statistics) is copied as is; fc_out's weight (K, C) and bias (K,) go into rows
+        1..K of the 1x1 score_pool5 (K + 1, C, 1, 1).
+
+        Same contract as VGG11FCN.from_classifier: every tensor is a copy (none shares storage
+        with the classifier), the FCN sits on the classifier's device and starts in its
+        train/eval mode, and a classifier whose fc_out does not fit its backbone raises ValueError.
         """
-        if not hasattr(classifier, "backbone") or not hasattr(classifier, "fc_out"):
-            raise ValueError(f"from_classifier needs a VGG11Classifier, got {type(classifier).__name__}")
-        fcn = cls(classifier.fc_out.out_features + 1, classifier.backbone.width, variant)
-        fcn.backbone.load_state_dict(classifier.backbone.state_dict())
+        fc = _require_classifier(classifier)
+        fcn = cls(fc.out_features + 1, classifier.backbone.width, variant)
+        fcn.backbone.load_state_dict(classifier.backbone.state_dict())  # copies, buffers included
         with torch.no_grad():
             fcn.score_pool5.weight.zero_()
             fcn.score_pool5.bias.zero_()
-            object_classes = nn.Conv2d(classifier.fc_out.in_features, classifier.fc_out.out_features, 1)
-            copy_fc_to_conv(classifier.fc_out, object_classes)
-            fcn.score_pool5.weight[1:] = object_classes.weight
-            fcn.score_pool5.bias[1:] = object_classes.bias
-        return fcn.to(classifier.fc_out.weight.device)
+            fcn.score_pool5.weight[1:].copy_(fc.weight.reshape(fc.out_features, fc.in_features, 1, 1))
+            if fc.bias is not None:
+                fcn.score_pool5.bias[1:].copy_(fc.bias)
+        return fcn.to(fc.weight.device).train(classifier.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x)
+        """Per-pixel scores (N, num_classes, H, W). Each x2 upsampled map is at most one row and
+        column short of the skip it is added to, the final map at most stride - 1 (pooling
+        rounds down); match_size refuses anything larger."""
+        require_images(x)
         pool3, pool4, conv5 = self.backbone.forward_stages(x)  # strides 8, 16, 16
         pool5 = self.pool5(conv5)  # (N, 8w, H/32, W/32)
-        scores = self.score_pool5(pool5)
+        scores = self.score_pool5(pool5)  # (N, K, H/32, W/32)
         if self.variant in ("16s", "8s"):
-            scores = match_size(self.up_pool5(scores), pool4.shape[-2:]) + self.score_pool4(pool4)
+            up = match_size(self.up_pool5(scores), pool4.shape[-2:], max_difference=1)
+            scores = up + self.score_pool4(pool4)  # (N, K, H/16, W/16)
         if self.variant == "8s":
-            scores = match_size(self.up_pool4(scores), pool3.shape[-2:]) + self.score_pool3(pool3)
-        return match_size(self.up_final(scores), x.shape[-2:])
+            up = match_size(self.up_pool4(scores), pool3.shape[-2:], max_difference=1)
+            scores = up + self.score_pool3(pool3)  # (N, K, H/8, W/8)
+        return match_size(self.up_final(scores), x.shape[-2:], max_difference=self.stride - 1)

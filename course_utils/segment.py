@@ -7,11 +7,12 @@ score is low, below a threshold chosen on validation images, and the best class 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
-from .metrics import confusion_matrix, iou_from_confusion
+from .data import IGNORE_INDEX
+from .metrics import confusion_matrix, iou_from_confusion, mean_iou_from_confusion, pixel_accuracy_from_confusion
 
 
 def scores_to_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -26,27 +27,33 @@ def scores_to_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
     return torch.where(best_score > threshold, best_class + 1, torch.zeros_like(best_class))
 
 
-def segmentation_report(pred: torch.Tensor, target: torch.Tensor, class_names: Sequence[str], ignore_index: int = 255) -> dict:
+def segmentation_report(
+    pred: torch.Tensor, target: torch.Tensor, class_names: Sequence[str], ignore_index: int = IGNORE_INDEX
+) -> dict:
     """Pixel accuracy, mIoU and per-class IoU of predicted masks against true masks.
 
     pred, target: (N, H, W) masks with 0 = background and k + 1 = class_names[k].
-    Scores are computed from one confusion matrix summed over all images. Returns
+    Scores are computed by course_utils.metrics from one confusion matrix summed over all images
+    (pixels where target == ignore_index are not scored). Returns
     {"pixel_accuracy": float, "mean_iou": float, "iou": {name: float}} with "background" first;
     a class absent from both prediction and target gets NaN and is left out of the mean.
     """
     names = ["background", *class_names]
     cm = confusion_matrix(pred, target, len(names), ignore_index)
-    iou = iou_from_confusion(cm)
     return {
-        "pixel_accuracy": (cm.diag().sum() / cm.sum()).item(),
-        "mean_iou": iou.nanmean().item(),
-        "iou": dict(zip(names, iou.tolist())),
+        "pixel_accuracy": pixel_accuracy_from_confusion(cm),
+        "mean_iou": mean_iou_from_confusion(cm),
+        "iou": dict(zip(names, iou_from_confusion(cm).tolist())),
     }
 
 
-def choose_threshold(scores: torch.Tensor, target: torch.Tensor, candidates: Sequence[float], class_names: Sequence[str]) -> tuple[float, dict]:
+def choose_threshold(
+    scores: torch.Tensor, target: torch.Tensor, candidates: Sequence[float], class_names: Sequence[str]
+) -> tuple[float, dict]:
     """The candidate threshold with the best mIoU on (validation) scores; returns it and {t: mIoU}."""
-    results = {float(t): segmentation_report(scores_to_mask(scores, t), target, class_names)["mean_iou"] for t in candidates}
+    results = {
+        float(t): segmentation_report(scores_to_mask(scores, t), target, class_names)["mean_iou"] for t in candidates
+    }
     best = max(results, key=results.get)
     return best, results
 

@@ -6,6 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.models import (
+    FCN_STRIDES,
     FCN_VARIANTS,
     VGG11Classifier,
     VGG11SkipFCN,
@@ -55,8 +56,11 @@ def test_every_variant_labels_every_pixel_of_odd_sizes(variant, size):
 
 
 def test_strides_and_layers_per_variant():
-    expected = {"32s": (32, set()), "16s": (16, {"score_pool4", "up_pool5"}),
-                "8s": (8, {"score_pool4", "up_pool5", "score_pool3", "up_pool4"})}
+    expected = {
+        "32s": (32, set()),
+        "16s": (16, {"score_pool4", "up_pool5"}),
+        "8s": (8, {"score_pool4", "up_pool5", "score_pool3", "up_pool4"}),
+    }
     for variant, (stride, skips) in expected.items():
         model = VGG11SkipFCN(width=4, variant=variant)
         names = {name for name, _ in model.named_children()}
@@ -105,3 +109,168 @@ def test_bad_arguments():
         VGG11SkipFCN.from_classifier(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="at least 32x32"):
         VGG11SkipFCN(width=4)(torch.rand(1, 3, 16, 64))
+
+
+# ----------------------------------------------------------------------------- every factor, odd ones too
+
+
+def todays_even_kernel(channels, factor):
+    """bilinear_kernel as it was before odd factors were fixed; trained checkpoints start from it."""
+    size, center = 2 * factor, factor - 0.5
+    ramp = 1 - (torch.arange(size, dtype=torch.float32) - center).abs() / factor
+    weight = torch.zeros(channels, channels, size, size)
+    weight[range(channels), range(channels)] = ramp[:, None] * ramp[None, :]
+    return weight
+
+
+@pytest.mark.parametrize("factor", [2, 4, 6, 8, 16, 32])
+def test_even_factor_kernels_are_bit_identical_to_before(factor):
+    assert torch.equal(bilinear_kernel(3, factor), todays_even_kernel(3, factor))
+    layer = bilinear_upsampler(3, factor)
+    assert (layer.kernel_size, layer.stride, layer.padding) == ((2 * factor,) * 2, (factor,) * 2, (factor // 2,) * 2)
+
+
+def test_factor_two_kernel_by_hand():
+    ramp = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    assert torch.equal(bilinear_kernel(1, 2)[0, 0], ramp[:, None] * ramp[None, :])
+
+
+@pytest.mark.parametrize(
+    "factor, ramp", [(1, [1.0]), (3, [1 / 3, 2 / 3, 1, 2 / 3, 1 / 3]), (5, [0.2, 0.4, 0.6, 0.8, 1, 0.8, 0.6, 0.4, 0.2])]
+)
+def test_odd_factor_kernel_has_size_2f_minus_1_centred_on_its_middle_pixel(factor, ramp):
+    ramp = torch.tensor(ramp)
+    kernel = bilinear_kernel(2, factor)
+    assert kernel.shape == (2, 2, 2 * factor - 1, 2 * factor - 1)
+    assert torch.allclose(kernel[1, 1], ramp[:, None] * ramp[None, :])
+    assert torch.count_nonzero(kernel[0, 1]) == 0
+    assert kernel[0, 0].sum().item() == pytest.approx(factor**2)  # a constant stays constant
+
+
+@pytest.mark.parametrize("factor", range(1, 9))
+@pytest.mark.parametrize("size", [(5, 7), (6, 4), (1, 1), (2, 9)])
+def test_upsampler_output_is_exactly_n_times_the_factor(factor, size):
+    with torch.no_grad():
+        out = bilinear_upsampler(2, factor)(torch.rand(1, 2, *size))
+    assert out.shape == (1, 2, size[0] * factor, size[1] * factor)
+
+
+@pytest.mark.parametrize("factor", range(1, 9))
+@pytest.mark.parametrize("size", [(5, 7), (6, 4)])
+def test_upsampler_equals_interpolation_away_from_the_border_for_every_factor(factor, size):
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(factor))
+    with torch.no_grad():
+        learned = bilinear_upsampler(3, factor)(x)
+    reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    b = factor // 2  # border where the transposed convolution sees zeros beyond the edge
+    inside = (..., slice(b, learned.shape[-2] - b), slice(b, learned.shape[-1] - b))
+    assert torch.allclose(learned[inside], reference[inside], atol=1e-5)
+    if factor == 1:
+        assert torch.equal(learned, x)
+
+
+@pytest.mark.parametrize("function", [bilinear_kernel, bilinear_upsampler])
+@pytest.mark.parametrize("factor", [0, -2, 2.0, 1.5, "2", True, None])
+def test_bad_factor_is_a_value_error_naming_it(function, factor):
+    with pytest.raises(ValueError, match=f"factor must be a positive integer, got {factor!r}"):
+        function(3, factor)
+
+
+@pytest.mark.parametrize("function", [bilinear_kernel, bilinear_upsampler])
+@pytest.mark.parametrize("channels", [0, -1, 3.0, "3"])
+def test_bad_channels_is_a_value_error_naming_it(function, channels):
+    with pytest.raises(ValueError, match=f"channels must be a positive integer, got {channels!r}"):
+        function(channels, 2)
+
+
+# ----------------------------------------------------------------------------- fusion sizes
+
+
+def test_match_size_refuses_more_than_rounding_can_explain():
+    x = torch.zeros(1, 1, 8, 8)
+    assert match_size(x, (7, 9), max_difference=1).shape == (1, 1, 7, 9)
+    assert match_size(x, (1, 1)).shape == (1, 1, 1, 1)  # no limit unless asked
+    with pytest.raises(ValueError, match=r"4 pixels away from size \(4, 8\).*max_difference=1.*upsampling factor"):
+        match_size(x, (4, 8), max_difference=1)
+
+
+def randomize_skip_fcn(model: VGG11SkipFCN, seed: int = 0) -> VGG11SkipFCN:
+    """Non-zero skip scorers and a bias, so that every path changes the output."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name in ("score_pool5", "score_pool4", "score_pool3"):
+            if hasattr(model, name):
+                conv = getattr(model, name)
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.2)
+                conv.bias.copy_(torch.randn(conv.bias.shape, generator=generator))
+    return model.eval()
+
+
+def fit(x, size):
+    """Crop, or pad by repeating the edge, at the bottom/right: written out, not match_size."""
+    x = x[..., : size[0], : size[1]]
+    rows, cols = size[0] - x.shape[-2], size[1] - x.shape[-1]
+    assert 0 <= rows < 8 and 0 <= cols < 8  # rounding down can cost at most stride - 1 rows
+    return F.pad(x, (0, cols, 0, rows), mode="replicate")
+
+
+@pytest.mark.parametrize("size", [(64, 64), (100, 75), (47, 161)])
+def test_fcn8s_forward_by_hand_from_its_own_layers(size):
+    """Stride-32 scores x2 + pool4 scores, x2 + pool3 scores, x8: each upsampling has stride 2, 2, 8
+    and its output is written out with F.conv_transpose2d, independently of the module's forward."""
+    torch.manual_seed(0)
+    model = randomize_skip_fcn(VGG11SkipFCN(num_classes=5, width=4, variant="8s"))
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+
+    def up(layer, scores, factor):
+        return F.conv_transpose2d(scores, layer.weight, stride=factor, padding=factor // 2)
+
+    with torch.no_grad():
+        features = x
+        stages = {}
+        for index, layer in enumerate(model.backbone, start=1):
+            features = layer(features)
+            stages[index] = features
+        pool3, pool4 = stages[15], stages[22]  # after the 3rd and 4th max pools
+        assert pool3.shape[-2:] == (size[0] // 8, size[1] // 8)
+        assert pool4.shape[-2:] == (size[0] // 16, size[1] // 16)
+        pool5 = F.max_pool2d(features, 2)
+        scores = model.score_pool5(pool5)  # stride 32
+        up5 = up(model.up_pool5, scores, 2)
+        assert up5.shape[-2:] == (2 * (size[0] // 32), 2 * (size[1] // 32))
+        scores = fit(up5, pool4.shape[-2:]) + model.score_pool4(pool4)  # stride 16
+        up4 = up(model.up_pool4, scores, 2)
+        assert up4.shape[-2:] == (2 * (size[0] // 16), 2 * (size[1] // 16))
+        scores = fit(up4, pool3.shape[-2:]) + model.score_pool3(pool3)  # stride 8
+        expected = fit(up(model.up_final, scores, 8), size)
+        assert torch.allclose(model(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", FCN_VARIANTS)
+@pytest.mark.parametrize("size", [(32, 32), (100, 75), (47, 161)])
+def test_each_upsampling_comes_within_rounding_of_the_map_it_meets(variant, size):
+    """Every upsampled map is its input times its factor, at most factor - 1 short of its partner."""
+    model = VGG11SkipFCN(num_classes=3, width=4, variant=variant).eval()
+    seen = {}
+    hooks = [
+        getattr(model, name).register_forward_hook(
+            lambda module, inputs, output, name=name: seen.update({name: (inputs[0].shape, output.shape)})
+        )
+        for name in ("up_pool5", "up_pool4", "up_final")
+        if hasattr(model, name)
+    ]
+    with torch.no_grad():
+        model(torch.rand(1, 3, *size))
+    for hook in hooks:
+        hook.remove()
+    factors = {"up_pool5": 2, "up_pool4": 2, "up_final": FCN_STRIDES[variant]}
+    partners = {"up_pool5": 16, "up_pool4": 8, "up_final": 1}  # stride of the map each one meets
+    assert (
+        set(seen)
+        == {"32s": {"up_final"}, "16s": {"up_pool5", "up_final"}, "8s": {"up_pool5", "up_pool4", "up_final"}}[variant]
+    )
+    for name, (before, after) in seen.items():
+        f = factors[name]
+        assert after[-2:] == (before[-2] * f, before[-1] * f), name
+        partner = (size[0] // partners[name], size[1] // partners[name])
+        assert all(0 <= p - a < f for p, a in zip(partner, after[-2:])), (name, after, partner)

@@ -10,7 +10,9 @@ from course_utils.metrics import (
     iou_from_confusion,
     iou_per_class,
     mean_iou,
+    mean_iou_from_confusion,
     pixel_accuracy,
+    pixel_accuracy_from_confusion,
 )
 
 # ---------------------------------------------------------------------------
@@ -73,9 +75,7 @@ def test_perfect_prediction():
     assert mean_iou(HAND_TARGET, HAND_TARGET, 3) == 1.0
 
 
-@pytest.mark.parametrize(
-    "shape", [(6,), (2, 3), (1, 2, 3), (3, 1, 2)], ids=["N", "HW", "NHW", "NHW-b3"]
-)
+@pytest.mark.parametrize("shape", [(6,), (2, 3), (1, 2, 3), (3, 1, 2)], ids=["N", "HW", "NHW", "NHW-b3"])
 def test_any_shape_gives_same_counts(shape):
     # The metric only looks at pixels, not at their layout.
     pred, target = HAND_PRED.reshape(shape), HAND_TARGET.reshape(shape)
@@ -89,9 +89,73 @@ def test_integer_dtypes_accepted(dtype):
     assert torch.equal(cm, HAND_CM)
 
 
+@pytest.mark.parametrize("dtype, num_classes", [(torch.uint8, 20), (torch.int8, 20), (torch.int16, 200)])
+def test_small_integer_dtypes_do_not_overflow_the_pair_index(dtype, num_classes):
+    """t * C + p reaches C * C - 1 (399 for 20 classes): more than uint8 or int8 can hold."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(0, num_classes, (2, 40, 40), generator=g)
+    pred = torch.where(
+        torch.rand(target.shape, generator=g) < 0.5, target, torch.randint(0, num_classes, target.shape, generator=g)
+    )
+    target[0, 0, :4] = num_classes - 1  # the largest index, (C - 1) * C + C - 1, is used
+    pred[0, 0, :4] = num_classes - 1
+    expected = confusion_matrix(pred, target, num_classes)
+    got = confusion_matrix(pred.to(dtype), target.to(dtype), num_classes)
+    assert got.dtype == torch.long and torch.equal(got, expected)
+    assert got[num_classes - 1, num_classes - 1] >= 4 and got.sum() == target.numel()
+    assert mean_iou(pred.to(dtype), target.to(dtype), num_classes) == mean_iou(pred, target, num_classes)
+
+
+def test_uint8_masks_with_ignored_pixels():
+    target = torch.tensor([[19, 255, 0], [18, 19, 255]], dtype=torch.uint8)
+    pred = torch.tensor([[19, 3, 0], [19, 18, 7]], dtype=torch.uint8)
+    cm = confusion_matrix(pred, target, 20)
+    assert cm.sum() == 4
+    assert cm[19, 19] == 1 and cm[0, 0] == 1 and cm[18, 19] == 1 and cm[19, 18] == 1
+
+
+# ---------------------------------------------------------------------------
+# Scores from a confusion matrix
+# ---------------------------------------------------------------------------
+
+
+def test_scores_from_the_hand_confusion_matrix():
+    assert pixel_accuracy_from_confusion(HAND_CM) == pytest.approx(2 / 3)
+    assert mean_iou_from_confusion(HAND_CM) == pytest.approx(0.5)
+    assert isinstance(pixel_accuracy_from_confusion(HAND_CM), float)
+    assert math.isnan(pixel_accuracy_from_confusion(torch.zeros(3, 3, dtype=torch.long)))
+    assert math.isnan(mean_iou_from_confusion(torch.zeros(3, 3, dtype=torch.long)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scores_from_confusion_agree_with_scores_from_labels(seed):
+    pred, target = _random_batch(seed, (3, 9, 11), 6, 5)
+    cm = confusion_matrix(pred, target, 6)
+    assert pixel_accuracy_from_confusion(cm) == pytest.approx(pixel_accuracy(pred, target), abs=1e-6)
+    assert mean_iou_from_confusion(cm) == mean_iou(pred, target, 6)
+
+
+@pytest.mark.parametrize("function", [pixel_accuracy_from_confusion, mean_iou_from_confusion])
+def test_scores_from_confusion_reject_a_non_square_matrix(function):
+    with pytest.raises(ValueError, match=r"square.*\(2, 3\)"):
+        function(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="square.*list"):
+        function([[1, 0], [0, 1]])
+
+
+def test_default_ignore_index_is_the_datasets():
+    from course_utils.data import IGNORE_INDEX
+
+    target = torch.tensor([0, 1, IGNORE_INDEX])
+    pred = torch.tensor([0, 1, 0])
+    assert confusion_matrix(pred, target, 2).sum() == 2
+    assert pixel_accuracy(pred, target) == 1.0
+
+
 # ---------------------------------------------------------------------------
 # ignore_index
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("ignored_pred", [0, 1, 2, 255, 99])
 def test_ignored_pixel_changes_nothing(ignored_pred):
@@ -119,6 +183,7 @@ def test_custom_ignore_index():
 # Classes absent from both prediction and target
 # ---------------------------------------------------------------------------
 
+
 def test_absent_classes_are_nan_and_left_out_of_the_mean():
     # num_classes = 5, but only classes 0 and 1 occur.
     target = torch.tensor([0, 0, 1, 1])
@@ -129,9 +194,9 @@ def test_absent_classes_are_nan_and_left_out_of_the_mean():
     assert torch.isnan(iou[2:]).all()
 
     miou = mean_iou(pred, target, num_classes=5)
-    assert miou == pytest.approx((1 / 2 + 2 / 3) / 2)          # 7/12, over 2 classes
-    assert miou != pytest.approx((1 / 2 + 2 / 3) / 5)          # absent counted as 0
-    assert miou != pytest.approx((1 / 2 + 2 / 3 + 3) / 5)      # absent counted as 1
+    assert miou == pytest.approx((1 / 2 + 2 / 3) / 2)  # 7/12, over 2 classes
+    assert miou != pytest.approx((1 / 2 + 2 / 3) / 5)  # absent counted as 0
+    assert miou != pytest.approx((1 / 2 + 2 / 3 + 3) / 5)  # absent counted as 1
 
 
 def test_class_only_in_prediction_counts_as_zero():
@@ -164,6 +229,7 @@ def test_mean_iou_with_no_scored_pixel_is_nan():
 # torchmetrics as an oracle
 # ---------------------------------------------------------------------------
 
+
 def _random_batch(seed, shape, num_classes, used_classes, ignore_frac=0.1):
     """Random labels in [0, used_classes) with ~ignore_frac target pixels = 255."""
     g = torch.Generator().manual_seed(seed)
@@ -181,7 +247,7 @@ def _random_batch(seed, shape, num_classes, used_classes, ignore_frac=0.1):
 ORACLE_CASES = [
     # seed, shape, num_classes, classes actually used
     (0, (4, 16, 16), 5, 5),
-    (1, (2, 8, 12), 21, 7),   # VOC-sized, most classes absent
+    (1, (2, 8, 12), 21, 7),  # VOC-sized, most classes absent
     (2, (500,), 3, 3),
     (3, (16, 16), 6, 2),
 ]
@@ -196,18 +262,14 @@ def test_matches_torchmetrics(seed, shape, num_classes, used):
     cm_tm = tmc.multiclass_confusion_matrix(pred, target, num_classes, ignore_index=255)
     assert torch.equal(cm, cm_tm)  # same orientation too: rows = target
 
-    acc_tm = tmc.multiclass_accuracy(
-        pred, target, num_classes, average="micro", ignore_index=255
-    )
+    acc_tm = tmc.multiclass_accuracy(pred, target, num_classes, average="micro", ignore_index=255)
     assert pixel_accuracy(pred, target) == pytest.approx(acc_tm.item(), abs=1e-6)
 
     # Per-class IoU: compare only classes present in pred or target.
     # torchmetrics' convention for absent classes differs: by default
     # (zero_division=0.0) it reports IoU 0 for them, where we report NaN.
     iou = iou_per_class(pred, target, num_classes)
-    iou_tm = tmc.multiclass_jaccard_index(
-        pred, target, num_classes, average=None, ignore_index=255
-    )
+    iou_tm = tmc.multiclass_jaccard_index(pred, target, num_classes, average=None, ignore_index=255)
     present = (cm.sum(dim=0) + cm.sum(dim=1)) > 0
     assert present.sum() == used
     assert torch.allclose(iou[present], iou_tm[present], atol=1e-6)
@@ -222,15 +284,14 @@ def test_mean_iou_matches_torchmetrics_macro(seed, shape, num_classes, used):
     # average=None reports those classes as 0).
     tmc = pytest.importorskip("torchmetrics.functional.classification")
     pred, target = _random_batch(seed, shape, num_classes, used)
-    miou_tm = tmc.multiclass_jaccard_index(
-        pred, target, num_classes, average="macro", ignore_index=255
-    )
+    miou_tm = tmc.multiclass_jaccard_index(pred, target, num_classes, average="macro", ignore_index=255)
     assert mean_iou(pred, target, num_classes) == pytest.approx(miou_tm.item(), abs=1e-6)
 
 
 # ---------------------------------------------------------------------------
 # Bad inputs
 # ---------------------------------------------------------------------------
+
 
 def test_shape_mismatch_names_both_shapes():
     pred = torch.zeros(2, 3, dtype=torch.long)
@@ -242,7 +303,7 @@ def test_shape_mismatch_names_both_shapes():
 
 
 def test_scores_instead_of_labels_says_argmax():
-    scores = torch.randn(2, 3, 4, 4)          # (N, C, H, W)
+    scores = torch.randn(2, 3, 4, 4)  # (N, C, H, W)
     target = torch.zeros(2, 4, 4, dtype=torch.long)
     with pytest.raises(ValueError, match=r"argmax\(dim=1\)"):
         confusion_matrix(scores, target, 3)
@@ -300,15 +361,14 @@ def test_iou_from_confusion_rejects_non_square():
 # Dataset-level accumulation
 # ---------------------------------------------------------------------------
 
+
 def test_summed_confusion_equals_confusion_of_concatenation():
     p1, t1 = _random_batch(10, (3, 8, 8), 4, 4)
     p2, t2 = _random_batch(11, (5, 8, 8), 4, 4)
     cm_sum = confusion_matrix(p1, t1, 4) + confusion_matrix(p2, t2, 4)
     cm_all = confusion_matrix(torch.cat([p1, p2]), torch.cat([t1, t2]), 4)
     assert torch.equal(cm_sum, cm_all)
-    assert torch.allclose(
-        iou_from_confusion(cm_sum), iou_per_class(torch.cat([p1, p2]), torch.cat([t1, t2]), 4)
-    )
+    assert torch.allclose(iou_from_confusion(cm_sum), iou_per_class(torch.cat([p1, p2]), torch.cat([t1, t2]), 4))
 
 
 def test_dataset_miou_is_not_mean_of_per_image_miou():
@@ -318,7 +378,7 @@ def test_dataset_miou_is_not_mean_of_per_image_miou():
     pb, tb = torch.tensor([1, 1, 1, 1]), torch.tensor([1, 1, 1, 1])
     # Per image: A -> IoU0 = 3/4, IoU1 = 0/1 = 0 -> mIoU 3/8 ; B -> mIoU 1
     per_image = (mean_iou(pa, ta, 2) + mean_iou(pb, tb, 2)) / 2
-    assert per_image == pytest.approx((3 / 8 + 1) / 2)   # 11/16
+    assert per_image == pytest.approx((3 / 8 + 1) / 2)  # 11/16
     # Summed: cm = [[3, 0], [1, 4]] -> IoU0 = 3/4, IoU1 = 4/5 -> mIoU 31/40
     cm = confusion_matrix(pa, ta, 2) + confusion_matrix(pb, tb, 2)
     assert torch.equal(cm, torch.tensor([[3, 0], [1, 4]]))
@@ -330,6 +390,7 @@ def test_dataset_miou_is_not_mean_of_per_image_miou():
 # ---------------------------------------------------------------------------
 # Devices
 # ---------------------------------------------------------------------------
+
 
 def test_result_stays_on_input_device_cpu():
     cm = confusion_matrix(HAND_PRED, HAND_TARGET, 3)

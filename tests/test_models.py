@@ -1,17 +1,24 @@
 """The backbone, the classifier and its conversion into an FCN, checked numerically."""
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
+import course_utils
 from course_utils.models import (
+    FCN_VARIANTS,
+    VGG11FCN,
     VGG11Backbone,
     VGG11Classifier,
-    VGG11FCN,
+    VGG11SkipFCN,
     copy_fc_to_conv,
     count_parameters,
+    require_images,
 )
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -212,3 +219,207 @@ def test_copy_fc_to_conv_rejects_mismatched_layers():
 def test_bad_width_is_a_value_error(width):
     with pytest.raises(ValueError, match="width"):
         VGG11Backbone(width=width)
+
+
+@pytest.mark.parametrize("model", [VGG11Classifier, VGG11FCN, VGG11SkipFCN])
+@pytest.mark.parametrize("num_classes", [0, -3, 7.0, "7", True, None])
+def test_bad_num_classes_is_a_value_error_naming_it(model, num_classes):
+    with pytest.raises(ValueError, match=f"num_classes must be a positive integer, got {num_classes!r}"):
+        model(num_classes=num_classes, width=4)
+
+
+@pytest.mark.parametrize("model", [VGG11Backbone, VGG11Classifier, VGG11FCN, VGG11SkipFCN])
+@pytest.mark.parametrize("width", [0, -8, 2.5, 8.0, "8", True])
+def test_bad_width_is_a_value_error_in_every_model(model, width):
+    with pytest.raises(ValueError, match=f"width must be a positive integer, got {width!r}"):
+        model(width=width)
+
+
+def test_require_images_accepts_a_float_batch_and_a_smaller_minimum():
+    require_images(torch.rand(2, 3, 32, 40))
+    require_images(torch.rand(1, 3, 16, 16), min_size=16)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        require_images(torch.rand(1, 3, 16, 16))
+
+
+# ----------------------------------------------------------------------------- one contract for both FCNs
+#
+# VGG11FCN.from_classifier and VGG11SkipFCN.from_classifier promise the same: copies of every
+# tensor (never shared storage), the classifier's device and train/eval mode, and a ValueError
+# for a classifier whose fc_out does not fit its backbone.
+
+FCN_CLASSES = [VGG11FCN, VGG11SkipFCN]
+
+
+def head_of(fcn: nn.Module) -> nn.Conv2d:
+    """The 1x1 conv that received fc_out: conv_out, or the skip FCN's score_pool5."""
+    return fcn.conv_out if isinstance(fcn, VGG11FCN) else fcn.score_pool5
+
+
+def storages(module: nn.Module) -> set[int]:
+    return {t.untyped_storage().data_ptr() for t in [*module.parameters(), *module.buffers()] if t.numel()}
+
+
+@pytest.mark.parametrize("fcn_class", FCN_CLASSES)
+def test_from_classifier_copies_the_fc_weight_into_the_1x1_conv(classifier, fcn_class):
+    fcn = fcn_class.from_classifier(classifier)
+    rows = slice(None) if fcn_class is VGG11FCN else slice(1, None)  # the skip FCN adds background first
+    conv = head_of(fcn)
+    assert conv.weight.shape[-2:] == (1, 1)
+    assert torch.equal(conv.weight[rows].flatten(1), classifier.fc_out.weight)
+    assert torch.equal(conv.bias[rows], classifier.fc_out.bias)
+    # a copy: changing the FCN's 1x1 weight leaves the classifier's fc_out as it was
+    before = classifier.fc_out.weight.clone()
+    with torch.no_grad():
+        conv.weight.mul_(-2.0).add_(1.0)
+    assert torch.equal(classifier.fc_out.weight, before)
+
+
+@pytest.mark.parametrize("fcn_class", FCN_CLASSES)
+def test_from_classifier_shares_no_storage_with_the_classifier(classifier, fcn_class):
+    fcn = fcn_class.from_classifier(classifier)
+    assert not storages(fcn) & storages(classifier)
+    before = {name: t.clone() for name, t in classifier.state_dict().items()}
+    with torch.no_grad():
+        for tensor in [*fcn.parameters(), *fcn.buffers()]:
+            tensor.add_(1)
+    for name, tensor in classifier.state_dict().items():
+        assert torch.equal(tensor, before[name]), f"changing the FCN changed the classifier's {name}"
+
+
+@pytest.mark.parametrize("fcn_class", FCN_CLASSES)
+def test_from_classifier_copies_the_batchnorm_running_statistics(classifier, fcn_class):
+    """The fixture's BatchNorm statistics are random, so a fresh (mean 0, var 1) FCN differs."""
+    fcn = fcn_class.from_classifier(classifier)
+    ours = fcn.backbone.state_dict()
+    for name, tensor in classifier.backbone.state_dict().items():  # running_mean/var included
+        assert torch.equal(ours[name], tensor), name
+    x = images(2, 64, 64)
+    with torch.no_grad():  # eval mode uses the running statistics: features agree exactly
+        assert torch.equal(fcn.backbone(x), classifier.backbone(x))
+
+
+@pytest.mark.parametrize("fcn_class", FCN_CLASSES)
+def test_from_classifier_keeps_train_or_eval_mode_in_every_module(classifier, fcn_class):
+    for training in (False, True):
+        fcn = fcn_class.from_classifier(classifier.train(training))
+        assert {m.training for m in fcn.modules()} == {training}
+
+
+@pytest.mark.parametrize("fcn_class", FCN_CLASSES)
+def test_from_classifier_keeps_the_cpu_device_and_float32(classifier, fcn_class):
+    fcn = fcn_class.from_classifier(classifier)
+    assert {(t.device.type, t.dtype) for t in fcn.parameters()} == {("cpu", torch.float32)}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("fcn_class", FCN_CLASSES)
+def test_from_classifier_keeps_the_cuda_device(classifier, fcn_class):
+    fcn = fcn_class.from_classifier(classifier.cuda())
+    assert {t.device.type for t in [*fcn.parameters(), *fcn.buffers()]} == {"cuda"}
+    assert not storages(fcn) & storages(classifier)
+
+
+@pytest.mark.parametrize("fcn_class", FCN_CLASSES)
+def test_from_classifier_rejects_other_models_and_a_head_of_the_wrong_width(classifier, fcn_class):
+    with pytest.raises(ValueError, match="needs a VGG11Classifier"):
+        fcn_class.from_classifier(nn.Linear(3, 3))
+    classifier.fc_out = nn.Linear(100, 7)
+    with pytest.raises(ValueError, match=r"fc_out expects 100 input features .* gives 64 channels"):
+        fcn_class.from_classifier(classifier)
+    classifier.fc_out = nn.Conv2d(64, 7, 1)
+    with pytest.raises(ValueError, match="nn.Linear, got VGG11Backbone and Conv2d"):
+        fcn_class.from_classifier(classifier)
+
+
+# ----------------------------------------------------------------------------- one source for each constant
+
+PACKAGE = Path(course_utils.__file__).parent
+IGNORE_LABEL = 255  # the value of course_utils.data.IGNORE_INDEX; the only other place it is typed
+
+
+def package_trees() -> dict[str, ast.Module]:
+    """{path relative to the package: parsed source} for every module of course_utils."""
+    return {
+        path.relative_to(PACKAGE).as_posix(): ast.parse(path.read_text(), str(path))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+def test_constant_scan_sees_the_whole_package():
+    assert {"data.py", "models.py", "metrics.py", "segment.py"} <= set(package_trees())
+    assert course_utils.data.IGNORE_INDEX == IGNORE_LABEL
+
+
+@pytest.mark.parametrize(
+    "name, home",
+    [
+        ("MIN_IMAGE_SIZE", "data.py"),
+        ("IGNORE_INDEX", "data.py"),
+        ("FCN_STRIDES", "models.py"),
+        ("FCN_VARIANTS", "models.py"),
+    ],
+)
+def test_each_constant_is_defined_in_one_module_only(name, home):
+    """Other modules import it (`from .data import MIN_IMAGE_SIZE`) instead of retyping it."""
+    defined_in = [
+        path
+        for path, tree in package_trees().items()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name) and target.id == name
+    ]
+    assert defined_in == [home]
+
+
+def test_the_ignore_label_is_not_retyped_as_255():
+    """No `ignore_index=255` default, keyword or `== 255` comparison outside data.py: use IGNORE_INDEX.
+
+    (255 as a colour or as the uint8 maximum, e.g. `image * 255`, is not the ignore label.)
+    """
+
+    def is_label(node):
+        return isinstance(node, ast.Constant) and type(node.value) is int and node.value == IGNORE_LABEL
+
+    found = []
+    for path, tree in package_trees().items():
+        if path == "data.py":
+            continue
+        for node in ast.walk(tree):
+            candidates = []
+            if isinstance(node, ast.arguments):
+                candidates = [*node.defaults, *node.kw_defaults]
+            elif isinstance(node, ast.keyword):
+                candidates = [node.value]
+            elif isinstance(node, ast.Compare):
+                candidates = [node.left, *node.comparators]
+            found += [f"{path}:{c.lineno}" for c in candidates if c is not None and is_label(c)]
+            # the scoring modules never need the number itself
+            if path in ("models.py", "metrics.py", "segment.py") and is_label(node):
+                found.append(f"{path}:{node.lineno}")
+    assert not found, f"255 retyped where IGNORE_INDEX from course_utils.data belongs: {sorted(set(found))}"
+
+
+def test_fcn_variants_and_strides_are_not_retyped():
+    """One {variant: stride} mapping, FCN_STRIDES in models.py; FCN_VARIANTS is derived from it."""
+    assert FCN_VARIANTS == tuple(course_utils.models.FCN_STRIDES) == ("32s", "16s", "8s")
+    variants = set(FCN_VARIANTS)
+    maps, tuples = [], []
+    for path, tree in package_trees().items():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Dict)
+                and node.keys
+                and {k.value for k in node.keys if isinstance(k, ast.Constant)} == variants
+            ):
+                maps.append(f"{path}:{node.lineno}")
+            if (
+                isinstance(node, (ast.Tuple, ast.List, ast.Set))
+                and node.elts
+                and all(isinstance(e, ast.Constant) and e.value in variants for e in node.elts)
+                and len(node.elts) == len(variants)
+            ):
+                tuples.append(f"{path}:{node.lineno}")
+    assert len(maps) == 1 and maps[0].startswith("models.py:"), f"variant -> stride mappings: {maps}"
+    assert not tuples, f"variant tuples retyped instead of importing FCN_VARIANTS: {tuples}"

@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from course_utils.data import IGNORE_INDEX
+from course_utils.metrics import confusion_matrix, iou_from_confusion, mean_iou, pixel_accuracy
 from course_utils.segment import choose_threshold, format_report, scores_to_mask, segmentation_report
 
 NAMES = ["a", "b", "c"]
@@ -105,6 +107,46 @@ def test_segmentation_report_of_a_perfect_prediction():
     assert report["pixel_accuracy"] == 1.0
     assert report["mean_iou"] == 1.0
     assert math.isnan(report["iou"]["c"])
+
+
+def random_masks(seed, shape=(3, 13, 17), classes=4):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, classes, shape, generator=g)
+    pred = torch.where(torch.rand(shape, generator=g) < 0.6, target, torch.randint(0, classes, shape, generator=g))
+    return pred, target.masked_fill(torch.rand(shape, generator=g) < 0.1, IGNORE_INDEX)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_segmentation_report_agrees_with_course_utils_metrics(seed):
+    pred, target = random_masks(seed)
+    report = segmentation_report(pred, target, NAMES)
+    assert report["pixel_accuracy"] == pytest.approx(pixel_accuracy(pred, target), abs=1e-6)
+    assert report["mean_iou"] == mean_iou(pred, target, 4)
+    assert list(report["iou"].values()) == iou_from_confusion(confusion_matrix(pred, target, 4)).tolist()
+
+
+def test_segmentation_report_is_the_same_for_uint8_masks():
+    pred, target = random_masks(5)
+    assert segmentation_report(pred.to(torch.uint8), target.to(torch.uint8), NAMES) == segmentation_report(
+        pred, target, NAMES
+    )
+
+
+def test_segmentation_report_numbers_are_exactly_as_before():
+    """The notebooks' stored tables were printed from these values (float32 division)."""
+    pred, target = random_masks(7)
+    cm = confusion_matrix(pred, target, 4)
+    iou = cm.diag().float() / (cm.sum(0) + cm.sum(1) - cm.diag()).float()
+    report = segmentation_report(pred, target, NAMES)
+    assert report["pixel_accuracy"] == (cm.diag().sum() / cm.sum()).item()
+    assert report["mean_iou"] == iou.nanmean().item()
+    assert list(report["iou"].values()) == iou.tolist()
+
+
+def test_segmentation_report_skips_ignore_index_by_default():
+    target = torch.tensor([[[1, IGNORE_INDEX]]])
+    report = segmentation_report(torch.tensor([[[1, 2]]]), target, NAMES)
+    assert report["pixel_accuracy"] == 1.0 and math.isnan(report["iou"]["b"])
 
 
 # ----------------------------------------------------------------------------- choose_threshold
