@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -41,14 +42,33 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from .data import CLASSES, NUM_CLASSES
-from .models import VGG11Classifier, VGG11FCN, count_parameters
-from .recipes import (CLASSIFIER_RECIPE, SCENE_TEST_SEED, SCENE_TRAIN_SEED, SCENE_VAL_SEED,
-                      SEGMENTER_RECIPE, TEST_SEED, scenes_split, shapes_split, trained_classifier,
-                      trained_segmenter)
-from .run_notebooks import NOTEBOOK_DIR, execute
+from .models import FCN_VARIANTS, VGG11FCN, VGG11Classifier, count_parameters
+from .paths import CHECKPOINT_DIR_VARIABLE, DATA_DIR, NOTEBOOK_DIR
+from .recipes import (
+    CLASSIFIER_RECIPE,
+    SCENE_TEST_DATA_SEED,
+    SCENE_TRAIN_DATA_SEED,
+    SCENE_VAL_DATA_SEED,
+    SEGMENTER_RECIPE,
+    TEST_DATA_SEED,
+    scenes_split,
+    shapes_split,
+    trained_classifier,
+    trained_segmenter,
+)
+from .run_notebooks import execute_notebook
 from .segment import choose_threshold, scores_to_mask, segmentation_report
-from .train import (CHECKPOINT_DIR_VARIABLE, DATA_DIR, default_width, evaluate, make_loader,
-                    pick_device, predict, seed_everything, train_one_epoch, training_step)
+from .train import (
+    default_width,
+    evaluate,
+    make_loader,
+    make_optimizer,
+    pick_device,
+    predict,
+    seed_everything,
+    train_one_epoch,
+    training_step,
+)
 
 FULL_WIDTH = 64
 TEST_SCENES, VAL_SCENES = 200, 100  # notebook 5's held-out scenes
@@ -60,8 +80,8 @@ PEER_LR = 1e-3
 #: runs and that the JSON is complete; its quality figures are not the course's.
 QUICK = {
     "notebooks": ["01_classification_detection_segmentation", "02_vgg11_backbone"],
-    "classifier_recipe": {**CLASSIFIER_RECIPE, "train_samples": 2000, "val_samples": 200, "epochs": 4},
-    "segmenter_recipe": {**SEGMENTER_RECIPE, "train_samples": 200, "epochs": 2},
+    "classifier_recipe": dataclasses.replace(CLASSIFIER_RECIPE, train_samples=2000, val_samples=200, epochs=4),
+    "segmenter_recipe": dataclasses.replace(SEGMENTER_RECIPE, train_samples=200, epochs=2),
     "timed_steps": {"course": 5, "full": 2},
 }
 FULL = {
@@ -92,16 +112,13 @@ except ImportError:  # Windows
 """
 
 
-def run_notebook(path: Path) -> dict:
-    """Execute a notebook top to bottom in a fresh kernel, outputs discarded.
+def time_notebook(path: Path) -> dict:
+    """Execute a notebook top to bottom in a fresh kernel, outputs discarded; time it and measure
+    the kernel's memory.
 
     Returns {"seconds": wall time, "peak_rss_mb": the kernel's peak resident memory or None}.
     """
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    notebook.cells.append(nbformat.v4.new_code_cell(MEMORY_PROBE))
-    seconds = execute(notebook, path.parent)
+    notebook, seconds = execute_notebook(path, write=False, append_code=MEMORY_PROBE)
     peak_bytes = int(notebook.cells[-1].outputs[0]["text"])
     return {"seconds": seconds, "peak_rss_mb": peak_bytes / 2**20 if peak_bytes >= 0 else None}
 
@@ -121,12 +138,12 @@ def benchmark_notebooks(paths: list[Path], scratch: Path, fill_cache: Callable[[
     for path in paths:
         empty_folder(scratch)
         log(f"  {path.stem}: cold ...")
-        cold = run_notebook(path)
+        cold = time_notebook(path)
         results[path.stem] = {"cold_s": cold["seconds"], "peak_rss_mb": cold["peak_rss_mb"]}
         log(f"  {path.stem}: cold {cold['seconds']:.1f} s")
     fill_cache()
     for path in paths:
-        warm = run_notebook(path)
+        warm = time_notebook(path)
         result = results[path.stem]
         result["warm_s"] = warm["seconds"]
         if warm["peak_rss_mb"] is not None:
@@ -185,8 +202,14 @@ def training_flops(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
     return counter.get_total_flops()
 
 
-def training_speed(width: int, device: torch.device, steps: int, image_size: int = 64,
-                   batch_size: int = CLASSIFIER_RECIPE["batch_size"], repeats: int = 3) -> dict:
+def training_speed(
+    width: int,
+    device: torch.device,
+    steps: int,
+    image_size: int = 64,
+    batch_size: int = CLASSIFIER_RECIPE.batch_size,
+    repeats: int = 3,
+) -> dict:
     """Train the classifier as `fit` does (AdamW, channels_last): `repeats` timed runs of
     `steps` batches each, after two warm-up batches; the fastest run counts (as in timeit: on a
     shared machine, slower runs measure the neighbours).
@@ -195,7 +218,7 @@ def training_speed(width: int, device: torch.device, steps: int, image_size: int
     """
     torch.manual_seed(0)
     model = VGG11Classifier(NUM_CLASSES, width).to(device)
-    data = shapes_split((steps + 2) * batch_size, seed=TEST_SEED, image_size=image_size)
+    data = shapes_split((steps + 2) * batch_size, seed=TEST_DATA_SEED, image_size=image_size)
     images, labels, _ = data[:batch_size]
     flop_per_image = training_flops(model, images.to(device), labels.to(device)) / batch_size
     model.to(memory_format=torch.channels_last)
@@ -204,14 +227,22 @@ def training_speed(width: int, device: torch.device, steps: int, image_size: int
     timed = torch.utils.data.Subset(data, range(2 * batch_size, len(data)))
 
     def train_on(subset) -> None:
-        train_one_epoch(model, make_loader(subset, batch_size, shuffle=False), optimizer, device=device,
-                        memory_format=torch.channels_last)
+        train_one_epoch(
+            model,
+            make_loader(subset, batch_size, shuffle=False),
+            optimizer,
+            device=device,
+            memory_format=torch.channels_last,
+        )
 
     train_on(warm_up)  # the first steps allocate memory and pick kernels
     seconds = best_seconds(lambda: train_on(timed), device, repeats, warm_ups=0)
     images_per_s = steps * batch_size / seconds
-    return {"images_per_s": images_per_s, "gflop_per_image": flop_per_image / 1e9,
-            "gflops": images_per_s * flop_per_image / 1e9}
+    return {
+        "images_per_s": images_per_s,
+        "gflop_per_image": flop_per_image / 1e9,
+        "gflops": images_per_s * flop_per_image / 1e9,
+    }
 
 
 # ---------------------------------------------------------------------------- 3. quality
@@ -219,7 +250,8 @@ def training_speed(width: int, device: torch.device, steps: int, image_size: int
 
 def held_out_scenes():
     """Notebook 5's scenes: test (images (200, 3, 128, 128), masks) and validation (100)."""
-    return scenes_split(TEST_SCENES, SCENE_TEST_SEED).tensors, scenes_split(VAL_SCENES, SCENE_VAL_SEED).tensors
+    test, val = scenes_split(TEST_SCENES, SCENE_TEST_DATA_SEED), scenes_split(VAL_SCENES, SCENE_VAL_DATA_SEED)
+    return test.tensors, val.tensors
 
 
 def scene_miou(model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> float:
@@ -233,9 +265,10 @@ def course_models(width: int, device: torch.device, config: dict) -> dict:
     kwargs = {"width": width, "device": device}
     classifier, classifier_history = trained_classifier(**kwargs, recipe=config["classifier_recipe"])
     segmenters = {
-        variant: trained_segmenter(variant, **kwargs, recipe=config["segmenter_recipe"],
-                                   classifier_recipe=config["classifier_recipe"])
-        for variant in ("32s", "16s", "8s")
+        variant: trained_segmenter(
+            variant, **kwargs, recipe=config["segmenter_recipe"], classifier_recipe=config["classifier_recipe"]
+        )
+        for variant in FCN_VARIANTS
     }
     return {"classifier": (classifier, classifier_history), "segmenters": segmenters}
 
@@ -248,7 +281,7 @@ def course_quality(models: dict) -> dict:
     threshold, _ = choose_threshold(predict(converted, val_images, 50), val_masks, range(0, 11), CLASSES)
     converted_masks = scores_to_mask(predict(converted, test_images, 50), threshold)
     quality = {
-        "classifier_accuracy": evaluate(classifier, shapes_split(1000, seed=TEST_SEED))["accuracy"],
+        "classifier_accuracy": evaluate(classifier, shapes_split(1000, seed=TEST_DATA_SEED))["accuracy"],
         "converted_fcn_miou": segmentation_report(converted_masks, test_masks, CLASSES)["mean_iou"],
     }
     for variant, (model, _) in models["segmenters"].items():
@@ -278,8 +311,10 @@ def unet_vgg11_bn(num_classes: int) -> nn.Module:
     try:
         import segmentation_models_pytorch as smp
     except ImportError:
-        raise MissingPeer("segmentation_models_pytorch is not installed; it is a benchmark-only extra: "
-                          "pip install -e '.[benchmark]' (make benchmark does it)") from None
+        raise MissingPeer(
+            "segmentation_models_pytorch is not installed; it is a benchmark-only extra: "
+            "pip install -e '.[benchmark]' (make benchmark does it)"
+        ) from None
     return smp.Unet("vgg11_bn", encoder_weights=None, classes=num_classes)
 
 
@@ -299,8 +334,14 @@ def seconds_per_step(model: nn.Module, images: torch.Tensor, targets: torch.Tens
     return best_seconds(lambda: training_step(probe, images, targets, optimizer), images.device, repeats, warm_ups=1)
 
 
-def train_within_budget(model: nn.Module, data, budget_s: float, lr: float = PEER_LR,
-                        batch_size: int = SEGMENTER_RECIPE["batch_size"], seed: int = 0) -> dict:
+def train_within_budget(
+    model: nn.Module,
+    data,
+    budget_s: float,
+    lr: float = PEER_LR,
+    batch_size: int = SEGMENTER_RECIPE.batch_size,
+    seed: int = 0,
+) -> dict:
     """Train `model` in place for about `budget_s` wall-clock seconds (AdamW, one-cycle schedule,
     channels_last, as `fit`), and never longer. The schedule needs its length in advance, so the
     number of steps is the budget over the time of one step, measured first.
@@ -314,8 +355,7 @@ def train_within_budget(model: nn.Module, data, budget_s: float, lr: float = PEE
     images, targets = next(iter(loader))[:2]
     step_s = seconds_per_step(model, images.to(device, memory_format=torch.channels_last), targets.to(device))
     total_steps = max(1, int(budget_s / step_s))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    optimizer, scheduler = make_optimizer(model, lr, total_steps)
     model.train()
     steps, start = 0, time.perf_counter()
     while steps < total_steps and time.perf_counter() - start < budget_s:
@@ -334,7 +374,7 @@ def train_within_budget(model: nn.Module, data, budget_s: float, lr: float = PEE
 
 def benchmark_peers(budget_s: float, course_miou: float, device: torch.device, config: dict) -> dict:
     """Each peer trained for `budget_s` on the course's training scenes, scored on its held-out ones."""
-    train_data = scenes_split(config["segmenter_recipe"]["train_samples"], SCENE_TRAIN_SEED)
+    train_data = scenes_split(config["segmenter_recipe"].train_samples, SCENE_TRAIN_DATA_SEED)
     (test_images, test_masks), _ = held_out_scenes()
     results = {}
     for name, build in PEERS.items():
@@ -348,9 +388,14 @@ def benchmark_peers(budget_s: float, course_miou: float, device: torch.device, c
         log(f"  {name}: training for {budget_s:.0f} s ...")
         run = train_within_budget(model, train_data, budget_s)
         miou = scene_miou(model, test_images, test_masks)
-        results[name] = {"miou": miou, "budget_s": budget_s, **run, "lr": PEER_LR,
-                         "parameters": count_parameters(model),
-                         "ours_over_theirs": course_miou / miou if miou > 0 else None}
+        results[name] = {
+            "miou": miou,
+            "budget_s": budget_s,
+            **run,
+            "lr": PEER_LR,
+            "parameters": count_parameters(model),
+            "ours_over_theirs": course_miou / miou if miou > 0 else None,
+        }
         log(f"  {name}: {run['steps']} steps ({run['images_seen']} scenes) in {run['train_s']:.0f} s, mIoU {miou:.3f}")
     return results
 
@@ -400,7 +445,9 @@ def machine() -> dict:
 def targets(result: dict) -> dict:
     """The course's speed and quality targets (issue 5), each with its measured value."""
     notebooks = result["notebooks"].values()
-    peers = [peer["miou"] for name, peer in result["peers"].items() if name != "course_fcn8s" and peer["miou"] is not None]
+    peers = [
+        peer["miou"] for name, peer in result["peers"].items() if name != "course_fcn8s" and peer["miou"] is not None
+    ]
     checks = {
         "notebooks cold, total seconds <= 600": (sum(n["cold_s"] for n in notebooks), 600, "max"),
         "notebooks warm, total seconds <= 120": (sum(n["warm_s"] for n in notebooks), 120, "max"),
@@ -411,8 +458,10 @@ def targets(result: dict) -> dict:
     }
     if result.get("peer_budget_factor", 1.0) != 1.0:  # then the race was not at the same budget
         del checks["FCN-8s mIoU >= best peer at the same budget"]
-    return {name: {"value": value, "target": target, "met": value <= target if kind == "max" else value >= target}
-            for name, (value, target, kind) in checks.items()}
+    return {
+        name: {"value": value, "target": target, "met": value <= target if kind == "max" else value >= target}
+        for name, (value, target, kind) in checks.items()
+    }
 
 
 def run_benchmark(quick: bool = False, peer_budget_factor: float = 1.0) -> dict:
@@ -442,19 +491,29 @@ def run_benchmark(quick: bool = False, peer_budget_factor: float = 1.0) -> dict:
             notebooks = benchmark_notebooks(paths, Path(scratch), fill_cache)
             log("training speed and matrix products:")
             matmul = matmul_gflops(device)
-            speed = {width: training_speed(width, device, config["timed_steps"][key])
-                     for width, key in ((course_width, "course"), (FULL_WIDTH, "full"))}
+            speed = {
+                width: training_speed(width, device, config["timed_steps"][key])
+                for width, key in ((course_width, "course"), (FULL_WIDTH, "full"))
+            }
             for width, s in speed.items():
                 log(f"  width {width}: {s['images_per_s']:.0f} images/s, {s['gflops']:.0f} GFLOP/s")
             log("quality on the held-out scenes:")
             quality = course_quality(models)
             classifier_s = models["classifier"][1]["seconds"]
             fcn8s_s = models["segmenters"]["8s"][1]["seconds"]
-            log(f"peers, each with {peer_budget_factor:g} x the course's budget: "
-                f"classifier {classifier_s:.0f} s + FCN-8s {fcn8s_s:.0f} s:")
-            peers = {"course_fcn8s": {"miou": quality["fcn8s_miou"], "budget_s": classifier_s + fcn8s_s,
-                                      "classifier_train_s": classifier_s, "fcn8s_train_s": fcn8s_s,
-                                      "parameters": count_parameters(models["segmenters"]["8s"][0])}}
+            log(
+                f"peers, each with {peer_budget_factor:g} x the course's budget: "
+                f"classifier {classifier_s:.0f} s + FCN-8s {fcn8s_s:.0f} s:"
+            )
+            peers = {
+                "course_fcn8s": {
+                    "miou": quality["fcn8s_miou"],
+                    "budget_s": classifier_s + fcn8s_s,
+                    "classifier_train_s": classifier_s,
+                    "fcn8s_train_s": fcn8s_s,
+                    "parameters": count_parameters(models["segmenters"]["8s"][0]),
+                }
+            }
             peer_budget = peer_budget_factor * (classifier_s + fcn8s_s)
             peers.update(benchmark_peers(peer_budget, quality["fcn8s_miou"], device, config))
         finally:
@@ -465,8 +524,10 @@ def run_benchmark(quick: bool = False, peer_budget_factor: float = 1.0) -> dict:
     result = {
         "quick": quick,
         "notebooks": notebooks,
-        "notebooks_total": {"cold_s": sum(n["cold_s"] for n in notebooks.values()),
-                            "warm_s": sum(n["warm_s"] for n in notebooks.values())},
+        "notebooks_total": {
+            "cold_s": sum(n["cold_s"] for n in notebooks.values()),
+            "warm_s": sum(n["warm_s"] for n in notebooks.values()),
+        },
         **quality,
         "train_images_per_s": {str(width): s["images_per_s"] for width, s in speed.items()},
         "train_gflops": {str(width): s["gflops"] for width, s in speed.items()},
@@ -507,8 +568,11 @@ def markdown_table(result: dict) -> str:
         budget = f"{peer['budget_s']:.0f} s"
         if "images_seen" in peer:
             budget += f" ({peer['images_seen']:,} scenes seen)"
-        label = {"course_fcn8s": "**course FCN-8s**", "smp_unet_vgg11_bn": "smp Unet, vgg11_bn encoder",
-                 "torchvision_fcn_resnet50": "torchvision fcn_resnet50"}.get(name, name)
+        label = {
+            "course_fcn8s": "**course FCN-8s**",
+            "smp_unet_vgg11_bn": "smp Unet, vgg11_bn encoder",
+            "torchvision_fcn_resnet50": "torchvision fcn_resnet50",
+        }.get(name, name)
         ratio = f"{peer['ours_over_theirs']:.1f}x" if peer.get("ours_over_theirs") else ""
         quality.append((label, miou, budget, f"{peer.get('parameters', 0) / 1e6:.1f} M", ratio))
     lines += [table(quality), "", f"Classifier test accuracy: {result['classifier_accuracy']:.1%}."]
@@ -529,11 +593,22 @@ def default_output(quick: bool) -> Path:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: notebooks 1-2, small recipes (< 3 min)")
-    parser.add_argument("--output", type=Path, help="where to write the JSON (default: data/benchmark.json, "
-                        "or data/benchmark-quick.json with --quick, so a smoke test never replaces a full result)")
-    parser.add_argument("--peer-budget-factor", type=float, default=1.0, metavar="F",
-                        help="train the peers F times as long as the course (default 1: the same budget)")
-    parser.add_argument("--table", type=Path, metavar="JSON", help="print the README table of a stored result, and stop")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the JSON (default: data/benchmark.json, "
+        "or data/benchmark-quick.json with --quick, so a smoke test never replaces a full result)",
+    )
+    parser.add_argument(
+        "--peer-budget-factor",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="train the peers F times as long as the course (default 1: the same budget)",
+    )
+    parser.add_argument(
+        "--table", type=Path, metavar="JSON", help="print the README table of a stored result, and stop"
+    )
     args = parser.parse_args(argv)
     if args.table:
         print(markdown_table(json.loads(args.table.read_text())))

@@ -1,9 +1,20 @@
 """The course's trained models: one recipe each, loaded from a checkpoint or trained on demand.
 
-Notebook 3 trains the classifier with `trained_classifier()`; notebook 4 calls the same
-function, so it finds notebook 3's checkpoint, or (run on its own) retrains the very same model.
-The recipe and the width are part of the checkpoint's configuration: change either and the old
-file no longer matches, so it is retrained instead of silently reused.
+Two kinds of function, two contracts:
+
+    fit_classifier(model, recipe)   train the model you pass, in place; return its history
+    trained_classifier()            return (a trained model, its history): loaded from its
+                                    checkpoint if valid, else built, trained and saved
+
+(and likewise `fit_segmenter` / `trained_segmenter(variant)` for FCN-32s, 16s and 8s).
+
+Notebook 3 gets the classifier with `trained_classifier()`; notebook 4 calls the same function,
+so it finds notebook 3's checkpoint, or (run on its own) retrains the very same model. The recipe
+and the width are part of the checkpoint's configuration: change either and the old file no
+longer matches, so it is retrained instead of silently reused.
+
+Two kinds of seed, too: the *data* seeds below (TRAIN_DATA_SEED, ...) choose which images each
+split holds; a recipe's `seed` seeds the training run (initial weights, shuffling order).
 
     python -m course_utils.recipes     # (make warm) train and cache every checkpoint, for lectures
 """
@@ -12,30 +23,47 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
 
+from .checkpoints import load_or_train
 from .data import NUM_CLASSES, ShapesDataset, ShapesScenes, materialize
-from .models import VGG11Classifier, VGG11SkipFCN
-from .train import checkpoint_dir, default_width, fit, load_or_train, pick_device
+from .models import FCN_VARIANTS, VGG11Classifier, VGG11SkipFCN
+from .paths import checkpoint_dir
+from .train import default_width, fit, pick_device
 
-#: How the classifier is trained. Seeds: 0 = training set, 1 = test set, 2 = validation set.
-CLASSIFIER_RECIPE = {
-    "image_size": 64,
-    "train_samples": 4000,
-    "val_samples": 500,
-    "epochs": 6,
-    "lr": 3e-3,
-    "batch_size": 64,
-    "seed": 0,
-}
-TRAIN_SEED, TEST_SEED, VAL_SEED = 0, 1, 2
+# ---------------------------------------------------------------------------- the classifier
+
+#: Seeds of the classifier's data splits (which shapes each split holds), not of training.
+TRAIN_DATA_SEED, TEST_DATA_SEED, VAL_DATA_SEED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """How the classifier is trained. Make a variant with `dataclasses.replace(CLASSIFIER_RECIPE, epochs=2)`.
+
+    The checkpoint stores `dataclasses.asdict(recipe)`: keep field names and values stable, or
+    every existing checkpoint is retrained.
+    """
+
+    image_size: int = 64  # images are image_size x image_size pixels
+    train_samples: int = 4000  # training images, drawn with TRAIN_DATA_SEED
+    val_samples: int = 500  # validation images (one evaluation per epoch), drawn with VAL_DATA_SEED
+    epochs: int = 6
+    lr: float = 3e-3  # peak learning rate of the one-cycle schedule
+    batch_size: int = 64
+    seed: int = 0  # seed for weight init and shuffling (the training run, not the data)
+
+
+CLASSIFIER_RECIPE = ClassifierRecipe()
 
 
 def shapes_split(num_samples: int, seed: int, image_size: int = 64) -> TensorDataset:
-    """A ShapesDataset held in memory as (images (N, 3, H, W), labels (N,), masks (N, H, W))."""
+    """ShapesDataset drawn with data seed `seed`, held in memory as
+    (images (N, 3, H, W), labels (N,), masks (N, H, W))."""
     return TensorDataset(*materialize(ShapesDataset(num_samples, image_size=image_size, seed=seed)))
 
 
@@ -43,63 +71,83 @@ def classifier_checkpoint(width: int) -> Path:
     return checkpoint_dir() / f"classifier_w{width}.pt"
 
 
-def classifier_config(width: int, recipe: dict = CLASSIFIER_RECIPE) -> dict:
+def classifier_config(width: int, recipe: ClassifierRecipe = CLASSIFIER_RECIPE) -> dict:
     """What the classifier's checkpoint records: a file made otherwise is retrained, not reused."""
-    return {"num_classes": NUM_CLASSES, "width": width, **recipe}
+    return {"num_classes": NUM_CLASSES, "width": width, **asdict(recipe)}
 
 
-def train_classifier(model: VGG11Classifier, recipe: dict = CLASSIFIER_RECIPE, progress: bool = True) -> dict:
-    """Train `model` in place on the synthetic shapes, as the recipe says; return the history."""
-    train_data = shapes_split(recipe["train_samples"], TRAIN_SEED, recipe["image_size"])
-    val_data = shapes_split(recipe["val_samples"], VAL_SEED, recipe["image_size"])
+def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe = CLASSIFIER_RECIPE, progress: bool = True) -> dict:
+    """Train the given `model` in place on the synthetic shapes, as `recipe` says; return the
+    history (see train.fit). No checkpoint is read or written: that is trained_classifier's job."""
+    train_data = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size)
+    val_data = shapes_split(recipe.val_samples, VAL_DATA_SEED, recipe.image_size)
     return fit(
         model,
         train_data,
-        epochs=recipe["epochs"],
-        lr=recipe["lr"],
-        batch_size=recipe["batch_size"],
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        batch_size=recipe.batch_size,
         val_data=val_data,
-        seed=recipe["seed"],
+        seed=recipe.seed,
         progress=progress,
     )
 
 
-def trained_classifier(width: int | None = None, device=None, retrain: bool = True,
-                       recipe: dict = CLASSIFIER_RECIPE) -> tuple[VGG11Classifier, dict]:
-    """The course's trained classifier and its training history, from data/checkpoints/ if valid.
+def trained_classifier(
+    width: int | None = None, device=None, retrain: bool = True, recipe: ClassifierRecipe = CLASSIFIER_RECIPE
+) -> tuple[VGG11Classifier, dict]:
+    """The course's trained classifier and its training history: (model in eval mode, history).
 
+    Loaded from data/checkpoints/ (or $FCN_COURSE_CHECKPOINTS) if that checkpoint is valid for
+    this width and recipe; otherwise a new model, seeded with recipe.seed, is trained with
+    fit_classifier and saved there.
     width: None picks the device's default (16 on a CPU, 64 on a GPU).
     retrain: train when the checkpoint is missing or invalid (else raise CheckpointError).
-    recipe: how to train it; the checkpoint records the recipe, so another recipe retrains it.
     """
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
-    torch.manual_seed(recipe["seed"])  # the same initial weights every time
+    torch.manual_seed(recipe.seed)  # the same initial weights every time
     model = VGG11Classifier(num_classes=NUM_CLASSES, width=width).to(device)
-    config = classifier_config(width, recipe)
-    history = load_or_train(classifier_checkpoint(width), model, config,
-                            lambda model: train_classifier(model, recipe), retrain=retrain)
+    history = load_or_train(
+        classifier_checkpoint(width),
+        model,
+        classifier_config(width, recipe),
+        lambda model: fit_classifier(model, recipe),
+        retrain=retrain,
+    )
     return model.to(device).eval(), history
 
 
 # ---------------------------------------------------------------------------- FCN-32s / 16s / 8s
 
-#: How FCN-32s, 16s and 8s are trained on scenes with pixel labels (the same for all three).
-SEGMENTER_RECIPE = {
-    "image_size": 128,
-    "train_samples": 1500,
-    "epochs": 6,
-    "lr": 1e-2,
-    "batch_size": 16,
-    "seed": 0,
-}
-SCENE_TRAIN_SEED, SCENE_TEST_SEED, SCENE_VAL_SEED = 10, 11, 12
+#: Seeds of the scene splits (which scenes each split holds), not of training.
+SCENE_TRAIN_DATA_SEED, SCENE_TEST_DATA_SEED, SCENE_VAL_DATA_SEED = 10, 11, 12
+
+
+@dataclass(frozen=True)
+class SegmenterRecipe:
+    """How FCN-32s, 16s and 8s are trained on scenes with pixel labels (the same for all three).
+
+    Stored in the checkpoint as `dataclasses.asdict(recipe)`, like ClassifierRecipe.
+    """
+
+    image_size: int = 128  # scenes are image_size x image_size pixels
+    train_samples: int = 1500  # training scenes, drawn with SCENE_TRAIN_DATA_SEED
+    epochs: int = 6
+    lr: float = 1e-2  # peak learning rate of the one-cycle schedule
+    batch_size: int = 16
+    # Seed for the training run (shuffling order), not the data. The FCN's initial weights need
+    # none: they are the classifier's, plus new layers that start at zero or bilinear.
+    seed: int = 0
+
+
+SEGMENTER_RECIPE = SegmenterRecipe()
 
 
 @functools.lru_cache(maxsize=4)
 def scenes_split(num_samples: int, seed: int, image_size: int = 128) -> TensorDataset:
-    """ShapesScenes held in memory as (images (N, 3, H, W), masks (N, H, W)); cached, since the
-    three FCN variants train on the same scenes."""
+    """ShapesScenes drawn with data seed `seed`, held in memory as (images (N, 3, H, W),
+    masks (N, H, W)); cached, since the three FCN variants train on the same scenes."""
     return TensorDataset(*materialize(ShapesScenes(num_samples, image_size=image_size, seed=seed)))
 
 
@@ -107,38 +155,65 @@ def segmenter_checkpoint(variant: str, width: int) -> Path:
     return checkpoint_dir() / f"fcn{variant}_w{width}.pt"
 
 
-def segmenter_config(variant: str, width: int, recipe: dict = SEGMENTER_RECIPE,
-                     classifier_recipe: dict = CLASSIFIER_RECIPE) -> dict:
+def segmenter_config(
+    variant: str,
+    width: int,
+    recipe: SegmenterRecipe = SEGMENTER_RECIPE,
+    classifier_recipe: ClassifierRecipe = CLASSIFIER_RECIPE,
+) -> dict:
     """What an FCN's checkpoint records, the classifier it started from included."""
-    return {"variant": variant, "num_classes": NUM_CLASSES + 1, "width": width,
-            "classifier": classifier_recipe, **recipe}
+    return {
+        "variant": variant,
+        "num_classes": NUM_CLASSES + 1,
+        "width": width,
+        "classifier": asdict(classifier_recipe),
+        **asdict(recipe),
+    }
 
 
-def train_segmenter(model: VGG11SkipFCN, recipe: dict = SEGMENTER_RECIPE, progress: bool = True) -> dict:
-    """Train an FCN in place on scenes with pixel labels (cross-entropy per pixel); return the history."""
-    train_data = scenes_split(recipe["train_samples"], SCENE_TRAIN_SEED, recipe["image_size"])
-    return fit(model, train_data, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
-               seed=recipe["seed"], progress=progress)
+def fit_segmenter(model: VGG11SkipFCN, recipe: SegmenterRecipe = SEGMENTER_RECIPE, progress: bool = True) -> dict:
+    """Train the given FCN in place on scenes with pixel labels (cross-entropy per pixel), as
+    `recipe` says; return the history (see train.fit). No checkpoint is read or written."""
+    train_data = scenes_split(recipe.train_samples, SCENE_TRAIN_DATA_SEED, recipe.image_size)
+    return fit(
+        model,
+        train_data,
+        epochs=recipe.epochs,
+        lr=recipe.lr,
+        batch_size=recipe.batch_size,
+        seed=recipe.seed,
+        progress=progress,
+    )
 
 
-def trained_segmenter(variant: str, width: int | None = None, device=None, retrain: bool = True,
-                      recipe: dict = SEGMENTER_RECIPE,
-                      classifier_recipe: dict = CLASSIFIER_RECIPE) -> tuple[VGG11SkipFCN, dict]:
-    """FCN-`variant` ("32s", "16s" or "8s") started from the course's classifier and trained on
-    scenes; loaded from data/checkpoints/ when a valid checkpoint exists, else trained and saved.
-    The classifier is only loaded (or trained) when the FCN itself has to be trained."""
+def trained_segmenter(
+    variant: str,
+    width: int | None = None,
+    device=None,
+    retrain: bool = True,
+    recipe: SegmenterRecipe = SEGMENTER_RECIPE,
+    classifier_recipe: ClassifierRecipe = CLASSIFIER_RECIPE,
+) -> tuple[VGG11SkipFCN, dict]:
+    """The course's trained FCN-`variant` ("32s", "16s" or "8s") and its history: (model in eval
+    mode, history).
+
+    Loaded from data/checkpoints/ when a valid checkpoint exists; otherwise started from the
+    course's classifier (trained_classifier: only loaded, or trained, in this case), trained on
+    scenes with fit_segmenter and saved.
+    """
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
     model = VGG11SkipFCN(NUM_CLASSES + 1, width, variant).to(device)
     config = segmenter_config(variant, width, recipe, classifier_recipe)
 
-    def start_from_classifier_and_train(model: VGG11SkipFCN) -> dict:
+    def start_from_classifier_and_fit(model: VGG11SkipFCN) -> dict:
         classifier, _ = trained_classifier(width, device, retrain, classifier_recipe)
         model.load_state_dict(VGG11SkipFCN.from_classifier(classifier, variant).state_dict())
-        return train_segmenter(model, recipe)
+        return fit_segmenter(model, recipe)
 
-    history = load_or_train(segmenter_checkpoint(variant, width), model, config,
-                            start_from_classifier_and_train, retrain=retrain)
+    history = load_or_train(
+        segmenter_checkpoint(variant, width), model, config, start_from_classifier_and_fit, retrain=retrain
+    )
     return model.to(device).eval(), history
 
 
@@ -147,7 +222,7 @@ def warm(width: int | None = None) -> None:
     start = time.perf_counter()
     _, history = trained_classifier(width)
     print(f"classifier: final validation accuracy {history['val_accuracy'][-1]:.1%}")
-    for variant in ("32s", "16s", "8s"):
+    for variant in FCN_VARIANTS:
         trained_segmenter(variant, width)
     print(f"all checkpoints ready in {checkpoint_dir()} ({time.perf_counter() - start:.0f} s)")
 

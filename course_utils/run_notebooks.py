@@ -4,7 +4,7 @@
     python -m course_utils.run_notebooks notebooks/03_*.ipynb
 
 Used by maintainers before committing a notebook (`make execute`), so its stored outputs come
-from one clean run.
+from one clean run. (No torch here: the kernels import it, this process does not.)
 """
 
 from __future__ import annotations
@@ -13,34 +13,42 @@ import argparse
 import time
 from pathlib import Path
 
-from .train import REPO_ROOT
-
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+from .paths import NOTEBOOK_DIR
 
 
-def execute(notebook, folder: Path, timeout: int = 1200) -> float:
-    """Run every cell of a notebook (nbformat node, changed in place) in a new kernel whose
-    working directory is `folder`; return the wall seconds, kernel start-up included."""
+def execute_notebook(path: Path, write: bool = True, timeout: int = 1200, append_code: str | None = None):
+    """Run every cell of the notebook at `path` in a new kernel whose working directory is the
+    notebook's folder; return (the executed notebook, an nbformat node, and the wall seconds,
+    kernel start-up included).
+
+    write: store the new outputs in the file (execution timestamps left out: noise in every diff).
+    timeout: seconds each cell may take.
+    append_code: a code cell run after the notebook's own cells (say, to measure the kernel),
+    its output the last cell's of the returned notebook; never written to the file.
+    """
+    import nbformat
     from nbclient import NotebookClient
 
+    notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
-        cell.metadata.pop("execution", None)  # timestamps: noise in every diff
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(folder)}})
+        cell.metadata.pop("execution", None)
+    if append_code is not None:
+        if write:
+            raise ValueError("append_code runs a cell that is not the notebook's: use it with write=False")
+        notebook.cells.append(nbformat.v4.new_code_cell(append_code))
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(Path(path).parent)}},
+    )
     start = time.perf_counter()
     client.execute()
-    return time.perf_counter() - start
-
-
-def execute_notebook(path: Path, timeout: int = 1200, write: bool = True) -> float:
-    """Run every cell of `path` in a new kernel (cwd = its folder); return the wall seconds."""
-    import nbformat
-
-    notebook = nbformat.read(path, as_version=4)
-    seconds = execute(notebook, path.parent, timeout)
+    seconds = time.perf_counter() - start
     if write:
         nbformat.write(notebook, path)
-    return seconds
+    return notebook, seconds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     paths = args.paths or sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
     for path in paths:
         print(f"{path.name}: ", end="", flush=True)
-        print(f"{execute_notebook(path):.1f} s", flush=True)
+        _, seconds = execute_notebook(path)
+        print(f"{seconds:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -42,14 +42,17 @@ import re
 import tokenize
 from pathlib import Path
 
-from .train import REPO_ROOT
+from .paths import REPO_ROOT
 
 SOLUTION_TAG, SELF_CHECK_TAG = "solution", "self-check"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUDENT_DIR = REPO_ROOT / "build" / "student"
 HEADING = re.compile(r"^(#+)\s")
 EXERCISE = re.compile(r"^#+\s*Exercise\s+(\d+)\s*·\s*(.+)")
-NOT_WRITTEN = "{} is not written yet: write your answer in its cell, under its heading, run that cell, then rerun the cells below it."
+NOT_WRITTEN = (
+    "{} is not written yet: write your answer in its cell, under its heading, run that cell, "
+    "then rerun the cells below it."
+)
 
 
 class SolutionMarkerError(ValueError):

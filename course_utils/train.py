@@ -1,8 +1,9 @@
-"""Training, evaluation, seeding, device choice and checkpoints.
+"""Training, evaluation, seeding and device choice (checkpoints: checkpoints.py; paths: paths.py).
 
 One loop serves the whole course: a batch is `(images, targets, ...)`, where targets are
 class labels (N,) for the classifier or masks (N, H, W) for segmentation. Cross-entropy with
-`ignore_index=255` and "accuracy = right / counted" work for both.
+`ignore_index=255` and "accuracy = right / counted", counting only pixels that are not 255,
+work for both.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -21,20 +21,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data import IGNORE_INDEX
 from .progress import progress_bar
-
-CHECKPOINT_FORMAT = 1
-
-#: Repository root and the folder for generated files (checkpoints, caches); see data/README.md.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"
-#: Set this environment variable to keep checkpoints elsewhere (the benchmark uses a scratch folder).
-CHECKPOINT_DIR_VARIABLE = "FCN_COURSE_CHECKPOINTS"
-
-
-def checkpoint_dir() -> Path:
-    """Where trained models are saved: data/checkpoints/, or $FCN_COURSE_CHECKPOINTS if set."""
-    return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE) or DATA_DIR / "checkpoints")
-
 
 # --------------------------------------------------------------------------- determinism, device
 
@@ -87,7 +73,11 @@ def make_loader(data: Dataset, batch_size: int, shuffle: bool, seed: int = 0) ->
 
 
 def count_correct(scores: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
-    """(right, counted) for scores (N, K) vs labels (N,) or scores (N, K, H, W) vs masks (N, H, W)."""
+    """(right, counted) for scores (N, K) vs labels (N,) or scores (N, K, H, W) vs masks (N, H, W).
+
+    Targets equal to IGNORE_INDEX (255: unlabelled pixels) are neither right nor counted, so
+    right / counted is the accuracy on the labelled pixels only, as the loss sees them.
+    """
     predictions = scores.argmax(dim=1)
     counted = targets != IGNORE_INDEX
     return int((predictions == targets)[counted].sum()), int(counted.sum())
@@ -106,9 +96,14 @@ def training_step(model, images, targets, optimizer) -> tuple[torch.Tensor, torc
     return scores, loss
 
 
-def train_one_epoch(model, loader, optimizer, scheduler=None, device="cpu", progress=None,
-                    memory_format=torch.contiguous_format) -> dict:
-    """One pass over `loader` in train mode; returns mean loss, accuracy and per-step losses."""
+def train_one_epoch(
+    model, loader, optimizer, scheduler=None, device="cpu", progress=None, memory_format=torch.contiguous_format
+) -> dict:
+    """One pass over `loader` in train mode, a step per batch (and a scheduler step, if given).
+
+    Returns {"loss": mean over images, "accuracy": right / counted with IGNORE_INDEX targets not
+    counted (count_correct), "steps": [loss of each step]}.
+    """
     model.train()
     total_loss, right, counted, step_losses = 0.0, 0, 0, []
     for images, targets, *_ in loader:
@@ -126,28 +121,65 @@ def train_one_epoch(model, loader, optimizer, scheduler=None, device="cpu", prog
     return {"loss": total_loss / len(loader.dataset), "accuracy": right / max(counted, 1), "steps": step_losses}
 
 
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Run the `with` block with every module of `model` in eval mode (BatchNorm uses its running
+    statistics and leaves them alone, Dropout keeps everything), then put each module back in the
+    mode it was in."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device=None) -> dict:
-    """Mean cross-entropy and accuracy of `model` on `data`, in eval mode."""
+    """Mean cross-entropy and accuracy of `model` on `data`, in eval mode whatever mode the model
+    is in (restored afterwards). Both count only targets that are not IGNORE_INDEX.
+
+    data yields (images (3, H, W), target, ...), target a label () or a mask (H, W).
+    Returns {"loss": float, "accuracy": float}.
+    """
     device = device or next(model.parameters()).device
-    model.eval()
     total_loss, right, counted = 0.0, 0, 0
-    for images, targets, *_ in make_loader(data, batch_size, shuffle=False):
-        images, targets = images.to(device), targets.to(device)
-        scores = model(images)
-        total_loss += F.cross_entropy(scores, targets, ignore_index=IGNORE_INDEX, reduction="sum").item()
-        r, c = count_correct(scores, targets)
-        right, counted = right + r, counted + c
+    with eval_mode(model):
+        for images, targets, *_ in make_loader(data, batch_size, shuffle=False):
+            images, targets = images.to(device), targets.to(device)
+            scores = model(images)
+            total_loss += F.cross_entropy(scores, targets, ignore_index=IGNORE_INDEX, reduction="sum").item()
+            r, c = count_correct(scores, targets)
+            right, counted = right + r, counted + c
     return {"loss": total_loss / max(counted, 1), "accuracy": right / max(counted, 1)}
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Scores of `model` (in eval mode) for a stack of images (N, 3, H, W), batch by batch."""
+    """Scores of `model` for a stack of images (N, 3, H, W), batch by batch, on the CPU:
+    (N, K) for a classifier, (N, K, H, W) for a segmenter.
+
+    Runs in eval mode whatever mode the model is in, and puts every module back in its mode
+    afterwards, so the scores do not depend on the batch size and BatchNorm's statistics stay put.
+    """
     device = next(model.parameters()).device
-    model.eval()
-    outputs = [model(batch.to(device)).cpu() for batch in images.split(batch_size)]
+    with eval_mode(model):
+        outputs = [model(batch.to(device)).cpu() for batch in images.split(batch_size)]
     return torch.cat(outputs)
+
+
+def make_optimizer(
+    model: nn.Module, lr: float, total_steps: int, weight_decay: float = 1e-4
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.OneCycleLR]:
+    """AdamW over all of `model`'s parameters, and a one-cycle schedule of `total_steps` steps
+    (warm up to `lr`, then anneal to almost 0): call scheduler.step() after each optimizer.step().
+
+    Returns (optimizer, scheduler).
+    """
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    return optimizer, scheduler
 
 
 def fit(
@@ -164,7 +196,13 @@ def fit(
     progress: bool = True,
     channels_last: bool = True,
 ) -> dict:
-    """Train `model` with AdamW and a one-cycle learning-rate schedule; return its history.
+    """Train `model` in place with AdamW and a one-cycle learning-rate schedule (make_optimizer);
+    return its history. The model ends in eval mode.
+
+    train_data (and val_data) yield (images (3, H, W), target, ...), target a label () or a
+    mask (H, W) whose IGNORE_INDEX pixels count in neither the loss nor the accuracy.
+    seed seeds Python, NumPy and torch (seed_everything) and the shuffling order; the initial
+    weights are whatever `model` holds when it is passed in.
 
     channels_last stores images and weights as (N, H, W, C) in memory, the layout the CPU and
     GPU convolution kernels run fastest on (same results up to float rounding, about 1.3x faster
@@ -180,8 +218,7 @@ def fit(
     device = device or next(model.parameters()).device
     seed_everything(seed)
     loader = make_loader(train_data, batch_size, shuffle=True, seed=seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(loader))
+    optimizer, scheduler = make_optimizer(model, lr, epochs * len(loader), weight_decay)
     history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [], "step_loss": []}
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
@@ -201,115 +238,3 @@ def fit(
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable or was made for a different model."""
-
-    def __init__(self, path, problem: str, remedy: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"checkpoint {self.path}: {problem}. {remedy}")
-
-
-def save_checkpoint(path, model: nn.Module, config: dict, history: dict | None = None) -> Path:
-    """Write model weights with the configuration that built them (and optionally a history)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "model": type(model).__name__,
-        "config": dict(config),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "history": history or {},
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a half-written file under the real name
-    return path
-
-
-def load_checkpoint(path, model: nn.Module, config: dict | None = None) -> dict:
-    """Load weights saved by `save_checkpoint` into `model`; return the stored history.
-
-    Raises CheckpointError (saying which file, what is wrong and what to do) when the file is
-    missing, corrupt, not a course checkpoint, made for another model class or configuration.
-    """
-    path = Path(path)
-    retrain = f"Delete {path.name} and run the notebook that trains it again (or use load_or_train)."
-    if not path.is_file():
-        raise CheckpointError(path, "no such file", "Run the notebook that trains this model first, or use load_or_train.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, random bytes, pickled code refused by weights_only
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({type(error).__name__})", retrain) from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(path, "not written by course_utils.save_checkpoint (or an older format)", retrain)
-    if payload["model"] != type(model).__name__:
-        raise CheckpointError(path, f"holds a {payload['model']}, not a {type(model).__name__}", retrain)
-    if config is not None and payload["config"] != dict(config):
-        raise CheckpointError(path, f"was made with {payload['config']}, but this model needs {dict(config)}", retrain)
-    problem = _state_dict_mismatch(model.state_dict(), payload["state_dict"])
-    if problem:  # checked before loading, so a failed load leaves the model untouched
-        raise CheckpointError(path, f"weights do not fit the model ({problem})", retrain)
-    model.load_state_dict(payload["state_dict"])
-    model.eval()
-    return payload["history"]
-
-
-def _state_dict_mismatch(expected: dict, stored: dict) -> str:
-    """'' if `stored` has exactly the keys and shapes of `expected`, else the first difference."""
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    if missing:
-        return f"missing {missing[0]!r}"
-    if unexpected:
-        return f"unexpected {unexpected[0]!r}"
-    for key, tensor in expected.items():
-        if tuple(stored[key].shape) != tuple(tensor.shape):
-            return f"{key!r} has shape {tuple(stored[key].shape)}, the model needs {tuple(tensor.shape)}"
-    return ""
-
-
-def load_or_train(
-    path,
-    model: nn.Module,
-    config: dict,
-    train: Callable[[nn.Module], dict],
-    *,
-    retrain: bool = True,
-    verbose: bool = True,
-) -> dict:
-    """Load `model` from `path` if the checkpoint is valid; otherwise call `train(model)` and save.
-
-    train(model) trains in place and returns the history, which is stored with the weights.
-    With retrain=False a missing or invalid checkpoint raises CheckpointError instead.
-    Returns the history (the stored one when loading).
-    """
-    path = Path(path)
-    try:
-        history = load_checkpoint(path, model, config)
-    except CheckpointError as error:
-        if not retrain:
-            raise
-        if verbose:
-            reason = "none found" if not path.exists() else f"the saved one is unusable: {error.problem}"
-            print(f"Training a new model ({reason}); it will be saved to {_short(path)}.")
-        history = train(model)
-        save_checkpoint(path, model, config, history)
-        model.eval()
-        return history
-    if verbose:
-        print(f"Loaded the trained model from {_short(path)}.")
-    return history
-
-
-def _short(path: Path) -> str:
-    """Path relative to the repository when inside it, for shorter messages."""
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)

@@ -14,12 +14,23 @@ import torch.nn as nn
 
 import course_utils.benchmark as benchmark
 from course_utils.models import VGG11Classifier
+from course_utils.paths import CHECKPOINT_DIR_VARIABLE
 from course_utils.recipes import CLASSIFIER_RECIPE, SEGMENTER_RECIPE
-from course_utils.train import CHECKPOINT_DIR_VARIABLE
 
 REPO = Path(__file__).resolve().parent.parent
-KEYS = {"notebooks", "classifier_accuracy", "converted_fcn_miou", "fcn32s_miou", "fcn16s_miou", "fcn8s_miou",
-        "train_images_per_s", "train_flops_utilization", "matmul_gflops", "peers", "machine"}
+KEYS = {
+    "notebooks",
+    "classifier_accuracy",
+    "converted_fcn_miou",
+    "fcn32s_miou",
+    "fcn16s_miou",
+    "fcn8s_miou",
+    "train_images_per_s",
+    "train_flops_utilization",
+    "matmul_gflops",
+    "peers",
+    "machine",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +42,14 @@ def quick_run(tmp_path_factory):
     (checkpoints / "classifier_w16.pt").write_bytes(b"a learner's checkpoint")
     output = folder / "benchmark.json"
     env = {**os.environ, CHECKPOINT_DIR_VARIABLE: str(checkpoints)}
-    completed = subprocess.run([sys.executable, "-m", "course_utils.benchmark", "--quick", "--output", str(output)],
-                               cwd=REPO, env=env, capture_output=True, text=True, timeout=3600)
+    completed = subprocess.run(
+        [sys.executable, "-m", "course_utils.benchmark", "--quick", "--output", str(output)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed, output, checkpoints
 
@@ -60,7 +77,14 @@ def test_quick_run_reports_every_figure(quick_run):
     for key in ("classifier_accuracy", "converted_fcn_miou", "fcn32s_miou", "fcn16s_miou", "fcn8s_miou"):
         assert 0 <= result[key] <= 1, key
     assert result["classifier_accuracy"] > 0.5  # 7 classes: chance is 0.14
-    assert set(result["machine"]) >= {"cpu", "cpu_extensions", "torch_cpu_capability", "isa_settings", "torch_threads", "device"}
+    assert set(result["machine"]) >= {
+        "cpu",
+        "cpu_extensions",
+        "torch_cpu_capability",
+        "isa_settings",
+        "torch_threads",
+        "device",
+    }
     assert result["machine"]["torch"] == torch.__version__
 
 
@@ -83,11 +107,19 @@ def test_quick_run_gives_every_peer_the_course_budget(quick_run):
 def test_the_readme_table_is_made_from_the_stored_result(quick_run):
     _, output, _ = quick_run
     result = json.loads(output.read_text())
-    completed = subprocess.run([sys.executable, "-m", "course_utils.benchmark", "--table", str(output)],
-                               cwd=REPO, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "course_utils.benchmark", "--table", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr
     text = completed.stdout
-    assert f"| **course FCN-8s** | {result['fcn8s_miou']:.3f} | {result['peers']['course_fcn8s']['budget_s']:.0f} s |" in text
+    assert (
+        f"| **course FCN-8s** | {result['fcn8s_miou']:.3f} | {result['peers']['course_fcn8s']['budget_s']:.0f} s |"
+        in text
+    )
     assert f"{result['train_images_per_s']['64']:,.0f}" in text
     assert f"{result['peers']['smp_unet_vgg11_bn']['ours_over_theirs']:.1f}x" in text
     assert text.count("`0") == 2  # one row per notebook run
@@ -117,8 +149,16 @@ def test_training_flops_are_forward_plus_backward_of_every_convolution():
     """VGG11 at width w on 32x32 images, counted by hand: backward costs twice the forward
     (gradients of inputs and of weights), except that the first layer needs no input gradient."""
     w, size = 4, 32
-    layers = [(3, w, 32), (w, 2 * w, 16), (2 * w, 4 * w, 8), (4 * w, 4 * w, 8), (4 * w, 8 * w, 4),
-              (8 * w, 8 * w, 4), (8 * w, 8 * w, 2), (8 * w, 8 * w, 2)]
+    layers = [
+        (3, w, 32),
+        (w, 2 * w, 16),
+        (2 * w, 4 * w, 8),
+        (4 * w, 4 * w, 8),
+        (4 * w, 8 * w, 4),
+        (8 * w, 8 * w, 4),
+        (8 * w, 8 * w, 2),
+        (8 * w, 8 * w, 2),
+    ]
     forward = sum(conv_flops(*layer) for layer in layers) + 2 * 8 * w * 7
     first = conv_flops(*layers[0])
     model = VGG11Classifier(num_classes=7, width=w)
@@ -155,6 +195,7 @@ def tiny_scenes(n=32, size=32):
 @pytest.fixture
 def clock(monkeypatch):
     """A fake perf_counter for the benchmark: each reading is `clock.step` seconds after the last."""
+
     class Clock:
         now, step = 0.0, 0.01
 
@@ -206,11 +247,11 @@ def test_a_missing_peer_library_is_a_clear_message_not_a_traceback(monkeypatch):
     assert "not installed" in peers["smp_unet_vgg11_bn"]["skipped"]
 
 
-def test_run_notebook_reports_time_and_the_kernels_peak_memory(tmp_path):
+def test_time_notebook_reports_time_and_the_kernels_peak_memory(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("block = bytearray(300 * 2**20)")])
     path = tmp_path / "big.ipynb"
     nbformat.write(notebook, path)
-    result = benchmark.run_notebook(path)
+    result = benchmark.time_notebook(path)
     assert result["seconds"] > 0
     assert result["peak_rss_mb"] > 300  # the 300 MB block, held by the kernel
     assert len(nbformat.read(path, as_version=4).cells) == 1  # the file itself is not changed
@@ -219,7 +260,9 @@ def test_run_notebook_reports_time_and_the_kernels_peak_memory(tmp_path):
 def result_with(**changes):
     result = {
         "notebooks": {"a": {"cold_s": 100, "warm_s": 10, "peak_rss_mb": 1000}},
-        "classifier_accuracy": 0.99, "fcn8s_miou": 0.8, "train_flops_utilization": 0.5,
+        "classifier_accuracy": 0.99,
+        "fcn8s_miou": 0.8,
+        "train_flops_utilization": 0.5,
         "peers": {"course_fcn8s": {"miou": 0.8}, "unet": {"miou": 0.3}, "missing": {"miou": None}},
     }
     result.update(changes)
@@ -230,10 +273,16 @@ def test_targets_say_which_are_met():
     assert all(t["met"] for t in benchmark.targets(result_with()).values())
     slow = benchmark.targets(result_with(notebooks={"a": {"cold_s": 700, "warm_s": 130, "peak_rss_mb": 4000}}))
     assert [name for name, t in slow.items() if not t["met"]] == [
-        "notebooks cold, total seconds <= 600", "notebooks warm, total seconds <= 120", "largest kernel, MB <= 3072"]
+        "notebooks cold, total seconds <= 600",
+        "notebooks warm, total seconds <= 120",
+        "largest kernel, MB <= 3072",
+    ]
     beaten = benchmark.targets(result_with(fcn8s_miou=0.2, classifier_accuracy=0.9, train_flops_utilization=0.3))
     assert [name for name, t in beaten.items() if not t["met"]] == [
-        "classifier accuracy >= 0.98", "FCN-8s mIoU >= best peer at the same budget", "full-width training, fraction of matmul FLOP/s >= 0.40"]
+        "classifier accuracy >= 0.98",
+        "FCN-8s mIoU >= best peer at the same budget",
+        "full-width training, fraction of matmul FLOP/s >= 0.40",
+    ]
 
 
 def test_a_longer_peer_budget_drops_the_same_budget_target():
@@ -253,9 +302,14 @@ def test_a_quick_run_never_replaces_the_full_result():
 
 
 def test_the_machine_record_names_what_makes_results_differ(monkeypatch):
-    cpuinfo = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
-               "flags\t\t: fpu sse4_1 avx2 avx512f avx512_bf16 amx_tile\n")
-    assert benchmark.cpu_description(cpuinfo) == ("Intel(R) Xeon(R) Platinum 8480+", ["AVX2", "AVX-512", "AVX-512 BF16", "AMX"])
+    cpuinfo = (
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+        "flags\t\t: fpu sse4_1 avx2 avx512f avx512_bf16 amx_tile\n"
+    )
+    assert benchmark.cpu_description(cpuinfo) == (
+        "Intel(R) Xeon(R) Platinum 8480+",
+        ["AVX2", "AVX-512", "AVX-512 BF16", "AMX"],
+    )
     assert benchmark.cpu_description("model name\t: AMD EPYC\nflags\t\t: sse4_1 avx2\n") == ("AMD EPYC", ["AVX2"])
     for name in benchmark.ISA_VARIABLES:
         monkeypatch.delenv(name, raising=False)

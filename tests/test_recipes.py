@@ -1,37 +1,41 @@
 """trained_classifier: train once, then load; a changed recipe retrains (with the recipe shrunk)."""
 
+import copy
+import dataclasses
+
 import pytest
 import torch
 
 import course_utils.recipes as recipes
+from course_utils.checkpoints import CheckpointError
 from course_utils.data import NUM_CLASSES
 from course_utils.models import VGG11Classifier
-from course_utils.recipes import classifier_checkpoint, trained_classifier
-from course_utils.train import CHECKPOINT_DIR_VARIABLE, CheckpointError
+from course_utils.paths import CHECKPOINT_DIR_VARIABLE
+from course_utils.recipes import CLASSIFIER_RECIPE, classifier_checkpoint, trained_classifier
 
 WIDTH = 4
-SMALL_RECIPE = {"image_size": 32, "train_samples": 28, "val_samples": 14, "epochs": 1, "batch_size": 14}
+SMALL_RECIPE = dataclasses.replace(
+    CLASSIFIER_RECIPE, image_size=32, train_samples=28, val_samples=14, epochs=1, batch_size=14
+)
 
 
 @pytest.fixture
 def fit_calls(monkeypatch, tmp_path):
-    """Shrink the recipe, keep checkpoints in tmp_path, and count the training runs."""
+    """Keep checkpoints in tmp_path, and count the training runs."""
     monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, str(tmp_path))
-    for key, value in SMALL_RECIPE.items():
-        monkeypatch.setitem(recipes.CLASSIFIER_RECIPE, key, value)
     calls = []
     real_fit = recipes.fit
 
     def counting_fit(model, train_data, **kwargs):
-        calls.append({"train_samples": len(train_data), **kwargs})
+        calls.append({"train_samples": len(train_data), "train_data": train_data, **kwargs})
         return real_fit(model, train_data, **kwargs)
 
     monkeypatch.setattr(recipes, "fit", counting_fit)
     return calls
 
 
-def small_classifier(**kwargs):
-    return trained_classifier(width=WIDTH, device="cpu", **kwargs)
+def small_classifier(recipe=SMALL_RECIPE, **kwargs):
+    return trained_classifier(width=WIDTH, device="cpu", recipe=recipe, **kwargs)
 
 
 def weights_equal(a, b):
@@ -51,7 +55,7 @@ def test_first_call_trains_with_the_recipe_and_writes_the_checkpoint(fit_calls, 
     assert len(history["train_loss"]) == 1 and len(history["val_accuracy"]) == 1
     assert len(history["step_loss"]) == 2  # 28 samples in batches of 14
     stored = torch.load(tmp_path / "classifier_w4.pt", weights_only=True)
-    assert stored["config"] == {"num_classes": NUM_CLASSES, "width": WIDTH, **recipes.CLASSIFIER_RECIPE}
+    assert stored["config"] == {"num_classes": NUM_CLASSES, "width": WIDTH, **dataclasses.asdict(SMALL_RECIPE)}
     assert stored["history"] == history
 
 
@@ -77,11 +81,10 @@ def test_retraining_from_scratch_gives_the_very_same_model(fit_calls, tmp_path):
     assert second_history == first_history
 
 
-def test_a_changed_recipe_makes_the_old_checkpoint_unusable(fit_calls, monkeypatch, tmp_path, capsys):
+def test_a_changed_recipe_makes_the_old_checkpoint_unusable(fit_calls, tmp_path, capsys):
     old, old_history = small_classifier()
     capsys.readouterr()
-    monkeypatch.setitem(recipes.CLASSIFIER_RECIPE, "lr", 1e-2)
-    new, new_history = small_classifier()
+    new, new_history = small_classifier(dataclasses.replace(SMALL_RECIPE, lr=1e-2))
     out = capsys.readouterr().out
     assert len(fit_calls) == 2 and fit_calls[1]["lr"] == 1e-2
     assert "the saved one is unusable" in out and "Loaded" not in out
@@ -90,7 +93,7 @@ def test_a_changed_recipe_makes_the_old_checkpoint_unusable(fit_calls, monkeypat
     stored = torch.load(tmp_path / "classifier_w4.pt", weights_only=True)
     assert stored["config"]["lr"] == 1e-2  # the checkpoint now holds the new recipe's model
     # and from now on the new checkpoint is loaded
-    again, _ = small_classifier()
+    again, _ = small_classifier(dataclasses.replace(SMALL_RECIPE, lr=1e-2))
     assert len(fit_calls) == 2 and weights_equal(again, new)
 
 
@@ -105,7 +108,7 @@ def test_retrain_false_with_a_missing_checkpoint_raises(fit_calls, tmp_path):
 def test_the_width_is_part_of_the_checkpoint(fit_calls, tmp_path):
     small_classifier()
     with pytest.raises(CheckpointError):  # a width-8 model does not pick up the width-4 file
-        trained_classifier(width=8, device="cpu", retrain=False)
+        trained_classifier(width=8, device="cpu", retrain=False, recipe=SMALL_RECIPE)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier_w4.pt"]
 
 
@@ -123,39 +126,100 @@ def test_the_model_is_ready_for_evaluation(fit_calls):
 
 # ----------------------------------------------------------------------------- FCN-32s / 16s / 8s
 
-SMALL_SEGMENTER = {"image_size": 128, "train_samples": 6, "epochs": 1, "batch_size": 3}
+SMALL_SEGMENTER = dataclasses.replace(recipes.SEGMENTER_RECIPE, image_size=128, train_samples=6, epochs=1, batch_size=3)
 
 
-@pytest.fixture
-def small_segmenters(fit_calls, monkeypatch):
-    for key, value in SMALL_SEGMENTER.items():
-        monkeypatch.setitem(recipes.SEGMENTER_RECIPE, key, value)
-    return fit_calls
+def small_segmenter(variant, classifier_recipe=SMALL_RECIPE):
+    return recipes.trained_segmenter(
+        variant, width=WIDTH, device="cpu", recipe=SMALL_SEGMENTER, classifier_recipe=classifier_recipe
+    )
 
 
-def test_segmenters_train_from_the_classifier_then_load(small_segmenters, tmp_path, capsys):
+def test_segmenters_train_from_the_classifier_then_load(fit_calls, tmp_path, capsys):
     from course_utils.models import VGG11SkipFCN
 
-    model, history = recipes.trained_segmenter("8s", width=WIDTH, device="cpu")
+    model, history = small_segmenter("8s")
     assert isinstance(model, VGG11SkipFCN) and model.variant == "8s" and model.num_classes == NUM_CLASSES + 1
     assert (tmp_path / "fcn8s_w4.pt").is_file() and (tmp_path / "classifier_w4.pt").is_file()
-    assert len(small_segmenters) == 2  # the classifier, then the FCN
-    assert small_segmenters[1]["train_samples"] == 6 and len(history["train_loss"]) == 1
+    assert len(fit_calls) == 2  # the classifier, then the FCN
+    assert fit_calls[1]["train_samples"] == 6 and len(history["train_loss"]) == 1
     capsys.readouterr()
 
-    again, again_history = recipes.trained_segmenter("8s", width=WIDTH, device="cpu")
-    assert len(small_segmenters) == 2 and again_history == history and weights_equal(model, again)
+    again, again_history = small_segmenter("8s")
+    assert len(fit_calls) == 2 and again_history == history and weights_equal(model, again)
     out = capsys.readouterr().out
     assert out.count("Loaded the trained model") == 1 and "classifier_w4" not in out  # the classifier is not needed
 
-    recipes.trained_segmenter("32s", width=WIDTH, device="cpu")  # its own checkpoint
-    assert (tmp_path / "fcn32s_w4.pt").is_file() and len(small_segmenters) == 3
+    small_segmenter("32s")  # its own checkpoint
+    assert (tmp_path / "fcn32s_w4.pt").is_file() and len(fit_calls) == 3
 
 
-def test_a_changed_classifier_recipe_retrains_the_segmenter_too(small_segmenters, monkeypatch, capsys):
-    recipes.trained_segmenter("16s", width=WIDTH, device="cpu")
-    monkeypatch.setitem(recipes.CLASSIFIER_RECIPE, "lr", 1e-3)
+def test_a_changed_classifier_recipe_retrains_the_segmenter_too(fit_calls, capsys):
+    small_segmenter("16s")
     capsys.readouterr()
-    recipes.trained_segmenter("16s", width=WIDTH, device="cpu")
+    small_segmenter("16s", classifier_recipe=dataclasses.replace(SMALL_RECIPE, lr=1e-3))
     assert capsys.readouterr().out.count("the saved one is unusable") == 2
-    assert len(small_segmenters) == 4
+    assert len(fit_calls) == 4
+
+
+# ----------------------------------------------------------------------------- the recipes themselves
+
+
+def test_recipes_are_frozen_and_their_checkpoint_configs_are_unchanged():
+    """The configurations stored in data/checkpoints/: any change here retrains every checkpoint."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CLASSIFIER_RECIPE.lr = 1.0
+    classifier = {
+        "image_size": 64,
+        "train_samples": 4000,
+        "val_samples": 500,
+        "epochs": 6,
+        "lr": 3e-3,
+        "batch_size": 64,
+        "seed": 0,
+    }
+    assert recipes.classifier_config(16) == {"num_classes": 7, "width": 16, **classifier}
+    assert recipes.segmenter_config("8s", 16) == {
+        "variant": "8s",
+        "num_classes": 8,
+        "width": 16,
+        "classifier": classifier,
+        "image_size": 128,
+        "train_samples": 1500,
+        "epochs": 6,
+        "lr": 1e-2,
+        "batch_size": 16,
+        "seed": 0,
+    }
+    assert dataclasses.replace(CLASSIFIER_RECIPE, lr=1.0).lr == 1.0 and CLASSIFIER_RECIPE.lr == 3e-3
+
+
+def test_the_recipe_seed_seeds_training_not_the_data(fit_calls):
+    """recipe.seed: initial weights and shuffling; the images come from TRAIN_DATA_SEED whatever it is."""
+    first, _ = small_classifier()
+    other_seed, _ = small_classifier(dataclasses.replace(SMALL_RECIPE, seed=1))
+    assert [call["seed"] for call in fit_calls] == [0, 1]
+    first_images, other_images = (call["train_data"].tensors[0] for call in fit_calls)
+    assert torch.equal(first_images, other_images)
+    assert not weights_equal(first, other_seed)
+
+
+def test_fit_classifier_trains_the_given_model_in_place_and_saves_nothing(fit_calls, tmp_path):
+    torch.manual_seed(0)
+    model = VGG11Classifier(NUM_CLASSES, WIDTH)
+    untrained = copy.deepcopy(model)
+    history = recipes.fit_classifier(model, SMALL_RECIPE, progress=False)
+    assert len(fit_calls) == 1 and len(history["train_loss"]) == 1 and len(history["val_accuracy"]) == 1
+    assert not weights_equal(model, untrained) and not model.training
+    assert list(tmp_path.iterdir()) == []  # checkpoints are trained_classifier's business
+
+
+def test_fit_segmenter_trains_the_given_model_in_place_and_saves_nothing(fit_calls, tmp_path):
+    from course_utils.models import VGG11SkipFCN
+
+    model = VGG11SkipFCN(NUM_CLASSES + 1, WIDTH, "32s")
+    untrained = copy.deepcopy(model)
+    history = recipes.fit_segmenter(model, SMALL_SEGMENTER, progress=False)
+    assert len(fit_calls) == 1 and fit_calls[0]["train_samples"] == 6 and len(history["train_loss"]) == 1
+    assert not weights_equal(model, untrained) and not model.training
+    assert list(tmp_path.iterdir()) == []

@@ -1,26 +1,23 @@
-"""Training loop, determinism, device choice and checkpoints (tiny models, so it runs in seconds)."""
-
-import pickle
+"""Training loop, evaluation, determinism and device choice (tiny models, so it runs in seconds)."""
 
 import pytest
 import torch
+import torch.nn as nn
 from torch.utils.data import TensorDataset
 
-from course_utils.models import VGG11Classifier, VGG11FCN
+from course_utils.data import IGNORE_INDEX
+from course_utils.models import VGG11FCN, VGG11Classifier
 from course_utils.train import (
-    CHECKPOINT_DIR_VARIABLE,
-    DATA_DIR,
     WIDTH_VARIABLE,
-    CheckpointError,
-    checkpoint_dir,
+    count_correct,
     default_width,
     evaluate,
     fit,
-    load_checkpoint,
-    load_or_train,
+    make_loader,
+    make_optimizer,
     pick_device,
     predict,
-    save_checkpoint,
+    train_one_epoch,
 )
 
 CONFIG = {"num_classes": 3, "width": 4}
@@ -120,114 +117,121 @@ def test_the_width_variable_chooses_the_width_on_every_device(monkeypatch):
             default_width("cpu")
 
 
-# ----------------------------------------------------------------------------- checkpoints
+# ----------------------------------------------------------------------------- the optimizer
 
 
-def test_checkpoint_round_trip(tmp_path):
-    model = tiny_model(seed=1)
-    path = save_checkpoint(tmp_path / "model.pt", model, CONFIG, {"train_loss": [1.0, 0.5]})
-    restored = tiny_model(seed=2)
-    history = load_checkpoint(path, restored, CONFIG)
-    assert weights_equal(model, restored)
-    assert history == {"train_loss": [1.0, 0.5]}
-    assert not restored.training
+def test_make_optimizer_is_adamw_with_a_one_cycle_schedule():
+    model = tiny_model()
+    optimizer, scheduler = make_optimizer(model, lr=1e-2, total_steps=10)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == 1e-4
+    assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) and scheduler.total_steps == 10
+    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == sum(
+        p.numel() for p in model.parameters()
+    )
+    lrs = []
+    for _ in range(10):
+        optimizer.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    assert max(lrs) == pytest.approx(1e-2, rel=0.05) and lrs[0] < 1e-2 / 5 and lrs[-1] < 1e-2 / 100
 
 
-def test_missing_checkpoint_names_the_file_and_the_remedy(tmp_path):
-    with pytest.raises(CheckpointError, match=r"nowhere\.pt: no such file\. Run the notebook"):
-        load_checkpoint(tmp_path / "nowhere.pt", tiny_model())
+# ----------------------------------------------------------------------------- eval mode
 
 
-@pytest.mark.parametrize(
-    "content",
-    [b"", b"not a checkpoint at all", b"PK\x03\x04 truncated zip"],
-    ids=["empty", "text", "truncated"],
-)
-def test_corrupt_checkpoint_is_one_clear_message(tmp_path, content):
-    path = tmp_path / "broken.pt"
-    path.write_bytes(content)
-    with pytest.raises(CheckpointError, match=r"broken\.pt: not a readable PyTorch checkpoint.*Delete broken\.pt"):
-        load_checkpoint(path, tiny_model())
+class ModeSensitive(nn.Module):
+    """Scores (N, 3) that depend on the mode: BatchNorm uses batch statistics in train mode
+    (so a sample's score depends on its batch) and running statistics in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(4, 3)
+        with torch.no_grad():  # running statistics far from any batch's
+            self.features[1].running_mean.fill_(3.0)
+            self.features[1].running_var.fill_(9.0)
+
+    def forward(self, x):
+        return self.head(self.features(x))
 
 
-def test_truncated_real_checkpoint(tmp_path):
-    path = save_checkpoint(tmp_path / "cut.pt", tiny_model(), CONFIG)
-    path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match="not a readable"):
-        load_checkpoint(path, tiny_model())
+def test_predict_runs_in_eval_mode_and_restores_every_modules_mode():
+    model = ModeSensitive()
+    images = torch.rand(8, 3, 16, 16)
+    with torch.no_grad():
+        expected = model.eval()(images)
+    model.train()
+    model.head.eval()  # a mixed mode, to be restored module by module
+    modes = [m.training for m in model.modules()]
+    running_mean = model.features[1].running_mean.clone()
+    scores = predict(model, images, batch_size=3)  # batches of 3, 3 and 2: batch statistics would differ
+    assert torch.allclose(scores, expected, atol=1e-6)
+    assert [m.training for m in model.modules()] == modes
+    assert torch.equal(model.features[1].running_mean, running_mean)  # eval mode leaves statistics alone
+    with torch.no_grad():
+        assert not torch.allclose(model(images), expected, atol=1e-3)  # the model really is mode-sensitive
 
 
-class NotAllowed:
-    """Any pickled object that is not plain data; weights_only=True must refuse it."""
+def test_evaluate_runs_in_eval_mode_and_restores_the_mode():
+    model = ModeSensitive()
+    data = TensorDataset(torch.rand(8, 3, 16, 16), torch.arange(8) % 3)
+    in_eval = evaluate(model.eval(), data, batch_size=3)
+    model.train()
+    assert evaluate(model, data, batch_size=3) == in_eval
+    assert all(m.training for m in model.modules())
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_checkpoints_are_loaded_with_weights_only(tmp_path):
-    path = tmp_path / "code.pt"
-    torch.save({"format": 1, "payload": NotAllowed()}, path)
-    with pytest.raises(CheckpointError, match="not a readable"):
-        load_checkpoint(path, tiny_model())
-    path.write_bytes(pickle.dumps(NotAllowed()))
-    with pytest.raises(CheckpointError, match="not a readable"):
-        load_checkpoint(path, tiny_model())
+# ----------------------------------------------------------------------------- ignored pixels
 
 
-def test_foreign_files_and_mismatches(tmp_path):
-    foreign = tmp_path / "foreign.pt"
-    torch.save(tiny_model().state_dict(), foreign)  # a bare state_dict, no configuration
-    with pytest.raises(CheckpointError, match="not written by course_utils"):
-        load_checkpoint(foreign, tiny_model())
-
-    path = save_checkpoint(tmp_path / "c.pt", tiny_model(), CONFIG)
-    with pytest.raises(CheckpointError, match=r"was made with .*'width': 4.*needs .*'width': 8"):
-        load_checkpoint(path, VGG11Classifier(num_classes=3, width=8), {"num_classes": 3, "width": 8})
-    with pytest.raises(CheckpointError, match="holds a VGG11Classifier, not a VGG11FCN"):
-        load_checkpoint(path, VGG11FCN(num_classes=3, width=4))
+def test_count_correct_leaves_ignored_targets_out():
+    scores = torch.zeros(1, 3, 2, 2)
+    scores[:, 1] = 1.0  # class 1 everywhere
+    masks = torch.tensor([[[1, 1], [0, IGNORE_INDEX]]])
+    assert count_correct(scores, masks) == (2, 3)  # not (2, 4)
+    assert count_correct(scores, torch.full((1, 2, 2), IGNORE_INDEX)) == (0, 0)
+    labels = torch.tensor([1, IGNORE_INDEX, 0])
+    assert count_correct(torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), labels) == (1, 2)
 
 
-def test_shape_mismatch_leaves_the_model_untouched(tmp_path):
-    path = save_checkpoint(tmp_path / "c.pt", tiny_model(seed=1), CONFIG)
-    other = VGG11Classifier(num_classes=3, width=8)
-    before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(CheckpointError, match="weights do not fit the model.*has shape"):
-        load_checkpoint(path, other)  # no config given, so the shapes are what catch it
-    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+class AlwaysClass(nn.Module):
+    """Scores (N, 3, H, W) that always pick `label`, whatever the weights learn (one tiny parameter
+    for the optimizer)."""
+
+    def __init__(self, label):
+        super().__init__()
+        self.label = label
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        scores = torch.zeros(x.shape[0], 3, *x.shape[2:]) + 0 * self.weight
+        scores[:, self.label] = 10.0
+        return scores
 
 
-def test_load_or_train_trains_once_then_loads(tmp_path, capsys):
-    path = tmp_path / "ckpt" / "model.pt"
-    calls = []
-
-    def train(model):
-        calls.append(1)
-        return fit(model, tiny_classification_data(), epochs=1, batch_size=8, progress=False)
-
-    first = tiny_model()
-    history = load_or_train(path, first, CONFIG, train)
-    assert calls == [1] and path.is_file()
-    assert "Training a new model (none found)" in capsys.readouterr().out
-
-    second = tiny_model(seed=5)
-    assert load_or_train(path, second, CONFIG, train) == history
-    assert calls == [1] and weights_equal(first, second)
-    assert "Loaded the trained model" in capsys.readouterr().out
+def masks_with_ignored_pixels():
+    """4 masks (4, 4): per mask 8 pixels of class 0, 4 of class 1 and 4 ignored (255)."""
+    masks = torch.zeros(4, 4, 4, dtype=torch.long)
+    masks[:, 2] = 1
+    masks[:, 3] = IGNORE_INDEX
+    return TensorDataset(torch.rand(4, 3, 4, 4), masks)
 
 
-def test_load_or_train_retrains_over_a_corrupt_file_or_raises_when_asked(tmp_path, capsys):
-    path = tmp_path / "model.pt"
-    path.write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="not a readable"):
-        load_or_train(path, tiny_model(), CONFIG, lambda m: {}, retrain=False)
-    load_or_train(path, tiny_model(), CONFIG, lambda m: {"trained": [1.0]})
-    assert "the saved one is unusable: not a readable PyTorch checkpoint" in capsys.readouterr().out
-    assert load_checkpoint(path, tiny_model(), CONFIG) == {"trained": [1.0]}
-
-
-def test_checkpoints_go_to_data_unless_the_variable_says_otherwise(monkeypatch, tmp_path):
-    monkeypatch.delenv(CHECKPOINT_DIR_VARIABLE, raising=False)
-    assert checkpoint_dir() == DATA_DIR / "checkpoints"
-    monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, str(tmp_path))
-    assert checkpoint_dir() == tmp_path
-    from course_utils.recipes import classifier_checkpoint
-
-    assert classifier_checkpoint(16) == tmp_path / "classifier_w16.pt"  # read at call time
+def test_training_and_evaluation_accuracy_count_only_labelled_pixels():
+    data = masks_with_ignored_pixels()
+    model = AlwaysClass(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    result = train_one_epoch(model, make_loader(data, 2, shuffle=False), optimizer)
+    assert result["accuracy"] == pytest.approx(8 / 12)  # with the ignored pixels: 8 / 16
+    assert evaluate(model, data)["accuracy"] == pytest.approx(8 / 12)
+    assert evaluate(AlwaysClass(1), data)["accuracy"] == pytest.approx(4 / 12)
+    history = fit(AlwaysClass(0), data, epochs=1, batch_size=2, val_data=data, progress=False, channels_last=False)
+    assert history["train_accuracy"] == [pytest.approx(8 / 12)] and history["val_accuracy"] == [pytest.approx(8 / 12)]

@@ -16,32 +16,41 @@ import nbformat
 import pytest
 import torch
 
+from course_utils.checkpoints import save_checkpoint
 from course_utils.data import NUM_CLASSES
 from course_utils.models import VGG11Classifier, VGG11SkipFCN
+from course_utils.paths import CHECKPOINT_DIR_VARIABLE
 from course_utils.recipes import classifier_checkpoint, classifier_config, segmenter_checkpoint, segmenter_config
-from course_utils.train import CHECKPOINT_DIR_VARIABLE, WIDTH_VARIABLE, save_checkpoint
+from course_utils.train import WIDTH_VARIABLE
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = {n: ROOT / "notebooks" / f"{n}.ipynb" for n in
-             ("03_train_classifier", "04_classifier_to_fcn", "05_upsampling_and_skip_connections")}
+NOTEBOOKS = {
+    n: ROOT / "notebooks" / f"{n}.ipynb"
+    for n in ("03_train_classifier", "04_classifier_to_fcn", "05_upsampling_and_skip_connections")
+}
 WIDTH = 16
 
 #: notebook -> (cells that must fail, cells that must pass), each named by a piece of its source.
 EXPECTED = {
     "03_train_classifier": (
-        ['final = {key: values[-1]', 'result = evaluate(model, test_data)', 'cm = confusion_matrix(',
-         'wrong = (predicted != test_labels)', 'for batch_size in (64, 8, 2):'],
-        ['print(CLASSIFIER_RECIPE)', 'test_data = shapes_split(1000', 'load_checkpoint(classifier_checkpoint'],
+        [
+            "final = {key: values[-1]",
+            "result = evaluate(model, test_data)",
+            "cm = confusion_matrix(",
+            "wrong = (predicted != test_labels)",
+            "for batch_size in (64, 8, 2):",
+        ],
+        ["print(CLASSIFIER_RECIPE)", "test_data = shapes_split(1000", "load_checkpoint(classifier_checkpoint"],
     ),
     "04_classifier_to_fcn": (
-        ['compare("stride-16 FCN mean', '"converted classifier": segmentation_report(', 'scene_scores = predict(fcn'],
-        ['fc = classifier.fc_out', 'conv = nn.Conv2d(fc.in_features', 'coarse = fcn.score_map(image[None])[0]'],
+        ['compare("stride-16 FCN mean', '"converted classifier": segmentation_report(', "scene_scores = predict(fcn"],
+        ["fc = classifier.fc_out", "conv = nn.Conv2d(fc.in_features", "coarse = fcn.score_map(image[None])[0]"],
     ),
     "05_upsampling_and_skip_connections": (
-        ['print(format_report(reports))', 'assert miou["FCN-8s"] >= 0.80', 'gain = {name:'],
-        ['fcn8 = VGG11SkipFCN.from_classifier(classifier, "8s")', 'up.weight.copy_(bilinear_kernel_2d'],
+        ["print(format_report(reports))", 'assert miou["FCN-8s"] >= 0.80', "gain = {name:"],
+        ['fcn8 = VGG11SkipFCN.from_classifier(classifier, "8s")', "up.weight.copy_(bilinear_kernel_2d"],
     ),
 }
 
@@ -51,8 +60,10 @@ def save_untrained_checkpoints(folder: Path, monkeypatch) -> None:
     monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, str(folder))
     torch.manual_seed(1234)
     classifier = VGG11Classifier(NUM_CLASSES, WIDTH)
-    learned_nothing = {key: [1.95 if "loss" in key else 1 / NUM_CLASSES] * 6
-                       for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
+    learned_nothing = {
+        key: [1.95 if "loss" in key else 1 / NUM_CLASSES] * 6
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    }
     save_checkpoint(classifier_checkpoint(WIDTH), classifier, classifier_config(WIDTH), learned_nothing)
     for variant in ("32s", "16s", "8s"):
         fcn = VGG11SkipFCN.from_classifier(classifier, variant)
@@ -73,13 +84,32 @@ def cell_numbers(path: Path, pieces: list[str]) -> set[int]:
 def test_untrained_models_fail_the_notebooks_where_training_shows(tmp_path, monkeypatch):
     save_untrained_checkpoints(tmp_path, monkeypatch)
     env = {**os.environ, CHECKPOINT_DIR_VARIABLE: str(tmp_path), WIDTH_VARIABLE: str(WIDTH)}
-    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "-p", "no:cacheprovider", "-q", "-rfE",
-                             *map(str, NOTEBOOKS.values())], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=1200)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rfE",
+            *map(str, NOTEBOOKS.values()),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert "Training a new model" not in result.stdout, "the untrained checkpoints were not used"
-    failed = {(name, int(number)) for name, number in re.findall(r"FAILED notebooks/(\w+)\.ipynb::Cell (\d+)", result.stdout)}
+    failed = {
+        (name, int(number)) for name, number in re.findall(r"FAILED notebooks/(\w+)\.ipynb::Cell (\d+)", result.stdout)
+    }
     for name, (must_fail, must_pass) in EXPECTED.items():
         for number in cell_numbers(NOTEBOOKS[name], must_fail):
-            assert (name, number) in failed, f"{name} cell {number} passed with an untrained model\n{result.stdout[-3000:]}"
+            assert (name, number) in failed, (
+                f"{name} cell {number} passed with an untrained model\n{result.stdout[-3000:]}"
+            )
         for number in cell_numbers(NOTEBOOKS[name], must_pass):
             assert (name, number) not in failed, f"{name} cell {number} does not depend on training, yet failed"

@@ -1,0 +1,27 @@
+"""Where the course keeps its files: the repository, its notebooks, generated data, checkpoints.
+
+No torch here, so the tools that only need paths (the student-notebook builder, the notebook
+runner) start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The repository's root folder (the one holding course_utils/, notebooks/ and data/).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The course's notebooks, run top to bottom by `make execute` and `pytest --nbval`.
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+#: Files generated at run time (checkpoints, benchmark results); see data/README.md.
+DATA_DIR = REPO_ROOT / "data"
+#: Set this environment variable to keep checkpoints elsewhere (the benchmark uses a scratch folder).
+CHECKPOINT_DIR_VARIABLE = "FCN_COURSE_CHECKPOINTS"
+
+
+def checkpoint_dir() -> Path:
+    """Where trained models are saved: data/checkpoints/, or $FCN_COURSE_CHECKPOINTS if set.
+
+    Read at every call, so setting the variable later (as the benchmark and the tests do) counts.
+    """
+    return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE) or DATA_DIR / "checkpoints")
