@@ -2,19 +2,25 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+COURSE_STAMP := $(VENV)/.installed-course
+DEV_STAMP    := $(VENV)/.installed-dev
 
-.PHONY: setup lab test unit notebooks execute student warm test-browser benchmark benchmark-quick clean-data
+.PHONY: setup setup-dev lab lint test unit notebooks execute student warm test-browser benchmark benchmark-quick clean-data
 
-setup: $(STAMP)  ## create .venv (if missing) and install the course package with its dependencies
+setup: $(COURSE_STAMP)  ## create .venv (if missing) and install the course: the package and the notebooks' tools
+setup-dev: $(DEV_STAMP)  ## the course, plus what developers and CI need: tests, linter, the benchmark's peers
 
-# Reinstalls whenever pyproject.toml changes. On machines whose pip caps torch at 2.14.1 (see
+# Each reinstalls whenever pyproject.toml changes. On machines whose pip caps torch at 2.14.1 (see
 # README), the resolver picks torch 2.14.1 with torchvision 0.29.1; elsewhere any recent pair.
-$(STAMP): pyproject.toml
+$(COURSE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[dev]"
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e "."
 	$(BIN)/python -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
-	touch $(STAMP)
+	touch $(COURSE_STAMP)
+
+$(DEV_STAMP): $(COURSE_STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[dev]"
+	touch $(DEV_STAMP)
 
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -24,18 +30,22 @@ lab: setup  ## open JupyterLab on the notebooks
 
 # `pytest --nbval` from the repository root is the whole test: conftest.py adds the notebook
 # options (current environment, sanitizer, tolerances for trained outputs; see the README).
-test: setup  ## unit tests, then every notebook re-run and compared with its stored outputs
+test: setup-dev  ## unit tests, then every notebook re-run and compared with its stored outputs
 	$(BIN)/python -m pytest --nbval
 
-unit: setup  ## unit tests only, in a minute or two (without the slow ones: quick benchmark, nbval runs)
+lint: setup-dev  ## ruff: the linter and the formatter's check (configuration in pyproject.toml)
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+
+unit: setup-dev  ## unit tests only, in a minute or two (without the slow ones: quick benchmark, nbval runs)
 	$(BIN)/python -m pytest tests -m "not slow"
 
-notebooks: setup  ## the notebooks only (nbval: strict, with tolerances for trained outputs)
+notebooks: setup-dev  ## the notebooks only (nbval: strict, with tolerances for trained outputs)
 	$(BIN)/python -m pytest notebooks --nbval
 
 CHROMIUM ?= /usr/bin/chromium
 
-test-browser: setup  ## notebook 4 in a real JupyterLab + Chromium (Playwright); screenshot in build/browser/
+test-browser: setup-dev  ## notebook 4 in a real JupyterLab + Chromium (Playwright); screenshot in build/browser/
 	test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[browser]"
 	FCN_BROWSER_TEST=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/browser -v
@@ -46,16 +56,16 @@ student: setup  ## write the student notebooks (solutions removed) to build/stud
 warm: setup  ## train and cache every checkpoint the notebooks use, so each runs in seconds (lectures)
 	$(BIN)/python -m course_utils.recipes
 
-benchmark: setup  ## speed and quality of the course vs Unet / fcn_resnet50 (~10 min); writes data/benchmark.json
+benchmark: setup-dev  ## speed and quality of the course vs Unet / fcn_resnet50 (~10 min); writes data/benchmark.json
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark
 
-benchmark-quick: setup  ## the same, small (< 3 min): a smoke test; writes data/benchmark-quick.json
+benchmark-quick: setup-dev  ## the same, small (< 3 min): a smoke test; writes data/benchmark-quick.json
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark --quick
 
 clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them)
 	find data -mindepth 1 ! -name README.md -exec rm -rf {} +
 
-execute: setup  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
+execute: setup-dev  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
 	$(BIN)/python -m course_utils.run_notebooks

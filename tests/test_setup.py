@@ -1,17 +1,48 @@
 """The repository's set-up files agree with each other and with the README."""
 
+import ast
 import importlib.util
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import yaml
 
+try:  # Python 3.11+; on 3.10 the test extra installs tomli, the same parser
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def make_dry_run(target: str) -> list[str]:
+    """The commands `make <target>` would run from nothing (a fresh virtual environment), not run."""
+    result = subprocess.run(
+        ["make", "-n", "-B", target, "VENV=/nonexistent/venv"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def pip_installs(target: str) -> list[str]:
+    """What `make <target>` asks pip to install, e.g. ['.', '.[dev]']."""
+    return [re.search(r'-e "?([^" ]+)"?', line).group(1) for line in make_dry_run(target) if " pip install " in line]
+
+
+def test_a_learner_installs_the_course_and_nothing_for_developers():
+    assert pip_installs("lab") == ["."]
+    assert pip_installs("setup") == ["."]
+    assert pip_installs("student") == ["."] and pip_installs("warm") == ["."]
+
+
+def test_developers_and_ci_get_the_extras():
+    assert pip_installs("test") == [".", ".[dev]"]
+    assert set(PYPROJECT["project"]["optional-dependencies"]) >= {"test", "lint", "benchmark", "dev"}
+    assert PYPROJECT["project"]["optional-dependencies"]["dev"] == ["fcn-course[test,lint,benchmark]"]
 
 
 def test_environment_yml_installs_the_same_package_as_make_setup():
@@ -20,10 +51,43 @@ def test_environment_yml_installs_the_same_package_as_make_setup():
     conda_deps = [d for d in env["dependencies"] if isinstance(d, str)]
     pip_deps = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
     # conda provides only Python and pip; every other dependency comes from pyproject.toml,
-    # the one list, through the same editable install with the same extras as the Makefile.
+    # the one list, through the same editable install as `make setup`.
     assert sorted(re.split(r"[=<>]", d)[0] for d in conda_deps) == ["pip", "python"]
-    assert pip_deps == [["-e .[dev]"]]
-    assert '-e ".[dev]"' in (ROOT / "Makefile").read_text()
+    assert pip_deps == [[f"-e {spec}" for spec in pip_installs("setup")]]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    return names | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+    }
+
+
+def test_each_third_party_import_of_the_course_is_a_declared_dependency():
+    """A module imported by course_utils must be installed by `make lab`, not only by an extra."""
+    declared = {re.split(r"[<>=\[ ;]", d)[0].lower().replace("-", "_") for d in PYPROJECT["project"]["dependencies"]}
+    declared |= {"ipython", "PIL"}  # installed by jupyterlab and ipykernel, and by torchvision
+    optional = {"segmentation_models_pytorch", "timm", "playwright"}  # imported lazily, for the benchmark or browser
+    stdlib = set(sys.stdlib_module_names)
+    for path in (ROOT / "course_utils").rglob("*.py"):
+        for module in imported_modules(path) - stdlib - {"course_utils"} - optional:
+            assert module.lower() in {d.lower() for d in declared}, f"{path.name} imports {module}, not a dependency"
+
+
+def test_the_code_keeps_to_the_oldest_python_it_claims():
+    """requires-python says 3.10: no newer syntax anywhere, and 3.11's tomllib only with a fallback."""
+    oldest = tuple(map(int, PYPROJECT["project"]["requires-python"].lstrip(">=").split(".")))
+    assert oldest == (3, 10)
+    for path in [*ROOT.glob("course_utils/**/*.py"), *ROOT.glob("tests/**/*.py"), ROOT / "conftest.py"]:
+        source = path.read_text()
+        ast.parse(source, filename=str(path), feature_version=oldest)
+        if "import tomllib" in source:
+            assert "import tomli as tomllib" in source, f"{path.name}: tomllib needs Python 3.11"
 
 
 def test_environment_python_satisfies_requires_python():
@@ -46,7 +110,9 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    runs = [(m.start(), m.group(2)) for m in re.finditer(r"^(time )?((\w+=('[^']*'|\S+) )*)make test$", ci, re.MULTILINE)]
+    runs = [
+        (m.start(), m.group(2)) for m in re.finditer(r"^(time )?((\w+=('[^']*'|\S+) )*)make test$", ci, re.MULTILINE)
+    ]
     assert [settings for _, settings in runs][-1] == "", "CI must run the README's test command as it is"
     # ... and before that cold, on another CPU's float path (portable ATen kernels, oneDNN on SSE4.1)
     start, settings = runs[0]
@@ -64,15 +130,23 @@ def test_the_benchmark_peers_are_never_a_course_dependency():
     names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in PYPROJECT["project"]["dependencies"]}
     extra = {re.split(r"[<>=\[ ]", d)[0].lower() for d in PYPROJECT["project"]["optional-dependencies"]["benchmark"]}
     assert "segmentation-models-pytorch" in extra and "segmentation-models-pytorch" not in names
-    importers = [path.name for path in (ROOT / "course_utils").glob("*.py")
-                 if "segmentation_models_pytorch" in path.read_text()]
-    assert importers == ["benchmark.py"]
-    assert '-e ".[benchmark]"' in (ROOT / "Makefile").read_text()
+    importers = sorted(
+        path.relative_to(ROOT / "course_utils").parts[0]
+        for path in (ROOT / "course_utils").rglob("*.py")
+        if "segmentation_models_pytorch" in path.read_text()
+    )
+    assert importers and set(importers) <= {"benchmark.py", "benchmark"}
+    assert ".[benchmark]" in pip_installs("benchmark")
 
 
 def collected(*args) -> list[str]:
-    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result.stdout.splitlines()
 
@@ -92,8 +166,9 @@ def test_pytest_nbval_gets_the_options_of_make_test(monkeypatch):
     spec.loader.exec_module(conftest)
     environment = {}
     monkeypatch.setattr(conftest.os, "environ", environment)
-    option = SimpleNamespace(nbval=True, nbval_lax=False, nbval_current_env=False, nbval_sanitize_with=None,
-                             nbval_cell_timeout=2000)
+    option = SimpleNamespace(
+        nbval=True, nbval_lax=False, nbval_current_env=False, nbval_sanitize_with=None, nbval_cell_timeout=2000
+    )
     conftest.pytest_configure(SimpleNamespace(option=option))
     assert option.nbval_current_env
     assert option.nbval_cell_timeout > 2000  # notebook 5 trains three FCNs in one cell
