@@ -78,8 +78,9 @@ def _regular_polygon(num_sides: int, first_angle: float) -> np.ndarray:
 def _cross_polygon(half_width: float) -> np.ndarray:
     """Vertices (12, 2) of a plus sign whose arm corners touch the unit circle."""
     a, b = half_width, math.sqrt(1 - half_width**2)
-    return np.array([(a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b),
-                     (-a, -b), (-a, -a), (-b, -a), (-b, a), (-a, a), (-a, b)])
+    return np.array(
+        [(a, b), (a, a), (b, a), (b, -a), (a, -a), (a, -b), (-a, -b), (-a, -a), (-b, -a), (-b, a), (-a, a), (-a, b)]
+    )
 
 
 _POLYGONS = {
@@ -168,8 +169,9 @@ def _linear_interpolation_matrix(size_out: int, size_in: int) -> np.ndarray:
     return matrix
 
 
-def smooth_noise(rng: np.random.Generator, height: int, width: int, channels: int = 3,
-                 grid: int = 4, scale: float = 1.0) -> np.ndarray:
+def smooth_noise(
+    rng: np.random.Generator, height: int, width: int, channels: int = 3, grid: int = 4, scale: float = 1.0
+) -> np.ndarray:
     """Low-frequency noise (channels, H, W): a random grid x grid image, bilinearly upsampled.
 
     Bilinear upsampling is linear, so it is two matrix products: one for rows, one for columns.
@@ -207,8 +209,7 @@ def draw_clutter_lines(rng: np.random.Generator, image: np.ndarray, max_lines: i
         image[:] = image * (1 - alpha) + color * alpha
 
 
-def pick_object_color(rng: np.random.Generator, background_pixels: np.ndarray,
-                      num_candidates: int = 16) -> np.ndarray:
+def pick_object_color(rng: np.random.Generator, background_pixels: np.ndarray, num_candidates: int = 16) -> np.ndarray:
     """A random colour (3,) that stands out against every background pixel (P, 3) below it.
 
     Draws candidates and keeps the first whose distance to the closest background colour is at
@@ -223,8 +224,9 @@ def pick_object_color(rng: np.random.Generator, background_pixels: np.ndarray,
     return candidates[best]
 
 
-def paint_scene(rng: np.random.Generator, shapes: list[Shape], height: int, width: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def paint_scene(
+    rng: np.random.Generator, shapes: list[Shape], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw shapes over a random cluttered background.
 
     Returns image float32 (3, H, W) in [0, 1] and mask int64 (H, W): 0 background, label+1
@@ -277,8 +279,7 @@ def _check_integer(name: str, value, minimum: int) -> int:
 
 
 def _check_num_samples(num_samples) -> int:
-    if not isinstance(num_samples, bool) and isinstance(num_samples, numbers.Integral) \
-            and num_samples < 1:
+    if not isinstance(num_samples, bool) and isinstance(num_samples, numbers.Integral) and num_samples < 1:
         raise ValueError(f"a dataset needs at least one sample, got {num_samples}")
     return _check_integer("num_samples", num_samples, 1)
 
@@ -309,8 +310,7 @@ class ShapesDataset(Dataset):
     order shuffled by (seed, block).
     """
 
-    def __init__(self, num_samples: int, image_size: int = 64, seed: int = 0,
-                 boundary_ignore: int = 0):
+    def __init__(self, num_samples: int, image_size: int = 64, seed: int = 0, boundary_ignore: int = 0):
         self.num_samples = _check_num_samples(num_samples)
         self.image_size = _check_integer("image_size", image_size, MIN_IMAGE_SIZE)
         self.seed = _check_integer("seed", seed, 0)
@@ -320,14 +320,15 @@ class ShapesDataset(Dataset):
         return self.num_samples
 
     def __repr__(self) -> str:
-        return (f"ShapesDataset(num_samples={self.num_samples}, image_size={self.image_size}, "
-                f"seed={self.seed}, boundary_ignore={self.boundary_ignore})")
+        return (
+            f"ShapesDataset(num_samples={self.num_samples}, image_size={self.image_size}, "
+            f"seed={self.seed}, boundary_ignore={self.boundary_ignore})"
+        )
 
     def label(self, index: int) -> int:
         """Class of item index, without drawing the image."""
         index = _check_index(index, self.num_samples)
-        block_order = np.random.default_rng([self.seed, index // NUM_CLASSES, 7]).permutation(
-            NUM_CLASSES)
+        block_order = np.random.default_rng([self.seed, index // NUM_CLASSES, 7]).permutation(NUM_CLASSES)
         return int(block_order[index % NUM_CLASSES])
 
     def _random_shape(self, rng: np.random.Generator, label: int) -> Shape:
@@ -361,8 +362,14 @@ class ShapesScenes(Dataset):
     image_size is an int (square) or an (H, W) pair; num_objects an int or a (min, max) pair.
     """
 
-    def __init__(self, num_samples: int, image_size: int | tuple[int, int] = 128, seed: int = 0,
-                 num_objects: int | tuple[int, int] = (2, 4), object_scale: int = 64):
+    def __init__(
+        self,
+        num_samples: int,
+        image_size: int | tuple[int, int] = 128,
+        seed: int = 0,
+        num_objects: int | tuple[int, int] = (2, 4),
+        object_scale: int = 64,
+    ):
         self.num_samples = _check_num_samples(num_samples)
         if isinstance(image_size, (tuple, list)):
             if len(image_size) != 2:
@@ -375,8 +382,7 @@ class ShapesScenes(Dataset):
         self.object_scale = _check_integer("object_scale", object_scale, MIN_IMAGE_SIZE)
         if isinstance(num_objects, (tuple, list)):
             if len(num_objects) != 2:
-                raise ValueError(f"num_objects must be an int or a (min, max) pair, got "
-                                 f"{num_objects!r}")
+                raise ValueError(f"num_objects must be an int or a (min, max) pair, got {num_objects!r}")
             low, high = num_objects
         else:
             low = high = num_objects
@@ -390,29 +396,37 @@ class ShapesScenes(Dataset):
 
     def _check_objects_fit(self) -> None:
         if self.max_objects > NUM_CLASSES:
-            raise ValueError(f"num_objects can be at most {NUM_CLASSES}: each object of a "
-                             f"scene has a different class, got {self.max_objects}")
+            raise ValueError(
+                f"num_objects can be at most {NUM_CLASSES}: each object of a "
+                f"scene has a different class, got {self.max_objects}"
+            )
         smallest, largest = (f * self.object_scale for f in RADIUS_RANGE)
         if 2 * (largest + BORDER_MARGIN) > min(self.height, self.width):
-            raise ValueError(f"object_scale={self.object_scale} is too large for an image of "
-                             f"{self.height}x{self.width}: objects would not fit")
+            raise ValueError(
+                f"object_scale={self.object_scale} is too large for an image of "
+                f"{self.height}x{self.width}: objects would not fit"
+            )
         # Generous rule so rejection sampling succeeds quickly: a grid of cells that each hold
         # one smallest object must have at least twice as many cells as objects.
         cell = 2 * smallest + OBJECT_GAP
         cells = int(self.height // cell) * int(self.width // cell)
         if 2 * self.max_objects > cells:
-            raise ValueError(f"{self.max_objects} objects at object_scale={self.object_scale} "
-                             f"do not fit in a {self.height}x{self.width} image; use fewer "
-                             f"objects (at most {cells // 2}) or a larger image")
+            raise ValueError(
+                f"{self.max_objects} objects at object_scale={self.object_scale} "
+                f"do not fit in a {self.height}x{self.width} image; use fewer "
+                f"objects (at most {cells // 2}) or a larger image"
+            )
 
     def __len__(self) -> int:
         return self.num_samples
 
     def __repr__(self) -> str:
         size = self.height if self.height == self.width else (self.height, self.width)
-        return (f"ShapesScenes(num_samples={self.num_samples}, image_size={size}, "
-                f"seed={self.seed}, num_objects=({self.min_objects}, {self.max_objects}), "
-                f"object_scale={self.object_scale})")
+        return (
+            f"ShapesScenes(num_samples={self.num_samples}, image_size={size}, "
+            f"seed={self.seed}, num_objects=({self.min_objects}, {self.max_objects}), "
+            f"object_scale={self.object_scale})"
+        )
 
     def _random_layout(self, rng: np.random.Generator) -> list[Shape]:
         """Rejection sampling: propose a radius and a centre until the object fits.
@@ -431,10 +445,10 @@ class ShapesScenes(Dataset):
                     radius = smallest + (largest - smallest) * rng.uniform() * shrink
                     x = rng.uniform(radius + BORDER_MARGIN, self.width - radius - BORDER_MARGIN)
                     y = rng.uniform(radius + BORDER_MARGIN, self.height - radius - BORDER_MARGIN)
-                    if all(math.hypot(x - s.x, y - s.y) >= radius + s.radius + OBJECT_GAP
-                           for s in shapes):
-                        shapes.append(Shape(int(label), float(x), float(y), float(radius),
-                                            float(rng.uniform(0, 2 * np.pi))))
+                    if all(math.hypot(x - s.x, y - s.y) >= radius + s.radius + OBJECT_GAP for s in shapes):
+                        shapes.append(
+                            Shape(int(label), float(x), float(y), float(radius), float(rng.uniform(0, 2 * np.pi)))
+                        )
                         break
                 else:
                     break  # this object found no room: start the layout again
@@ -475,8 +489,7 @@ def materialize(dataset: Dataset, progress: bool = False) -> tuple[torch.Tensor,
             for column, value in zip(columns, item):
                 column.append(value)
             bar.update(1)
-    return tuple(torch.stack(c) if isinstance(c[0], torch.Tensor) else torch.tensor(c)
-                 for c in columns)
+    return tuple(torch.stack(c) if isinstance(c[0], torch.Tensor) else torch.tensor(c) for c in columns)
 
 
 def bounding_box(mask: torch.Tensor) -> torch.Tensor:

@@ -25,5 +25,12 @@ def progress_bar(total: int, description: str, unit: str, disable: bool = False)
     second (mininterval); maxinterval=inf stops tqdm's monitor thread from lowering miniters
     when steps are slow, which would bring back a redraw per step.
     """
-    return tqdm(total=total, desc=description, unit=unit, disable=disable, mininterval=0.5,
-                miniters=max(1, math.ceil(total / MAX_REDRAWS)), maxinterval=math.inf)
+    return tqdm(
+        total=total,
+        desc=description,
+        unit=unit,
+        disable=disable,
+        mininterval=0.5,
+        miniters=max(1, math.ceil(total / MAX_REDRAWS)),
+        maxinterval=math.inf,
+    )

@@ -7,7 +7,7 @@ notebook cell ends with `plt.show()`.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -16,7 +16,6 @@ from matplotlib.patches import Patch
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from .data import IGNORE_INDEX
-
 
 #: One colour per mask value: background (dark grey; unused in overlays) then the 7 classes, so
 #: mask value v is drawn in CLASS_COLORS[v] everywhere (solid masks, overlays, legends).
@@ -70,8 +69,9 @@ def mask_to_rgb(mask: torch.Tensor) -> torch.Tensor:
     values = mask.unique()
     valid = ((values >= 0) & (values < len(CLASS_COLORS))) | (values == IGNORE_INDEX)
     if not bool(valid.all()):
-        raise ValueError(f"mask values must be 0..{len(CLASS_COLORS) - 1} or {IGNORE_INDEX}, "
-                         f"got {values[~valid].tolist()}")
+        raise ValueError(
+            f"mask values must be 0..{len(CLASS_COLORS) - 1} or {IGNORE_INDEX}, got {values[~valid].tolist()}"
+        )
     return _palette()[mask].permute(2, 0, 1).contiguous()
 
 
@@ -104,14 +104,23 @@ def add_class_legend(fig, class_names: Sequence[str], values=None, background: b
     is done (`tight_layout`): the figure grows by the legend's height, the axes keep their size.
     """
     entries = _legend_entries(class_names, values, background)
-    handles = [Patch(facecolor=[c / 255 for c in color], edgecolor="0.5", linewidth=0.5, label=label)
-               for label, color in entries]
+    handles = [
+        Patch(facecolor=[c / 255 for c in color], edgecolor="0.5", linewidth=0.5, label=label)
+        for label, color in entries
+    ]
     width = fig.get_figwidth()
     longest = max((len(label) for label, _ in entries), default=1)
     per_entry = 0.45 + 0.075 * longest * fontsize / 9  # inches: a patch, a gap and the text
     ncols = max(1, min(len(handles), int(width // per_entry)))
-    options = dict(handles=handles, ncols=ncols, fontsize=fontsize, frameon=False,
-                   handlelength=1.2, handleheight=1.2, columnspacing=1.2)
+    options = dict(
+        handles=handles,
+        ncols=ncols,
+        fontsize=fontsize,
+        frameon=False,
+        handlelength=1.2,
+        handleheight=1.2,
+        columnspacing=1.2,
+    )
     if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
         return fig.legend(loc="outside lower center", **options)
     legend = fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.0), **options)
@@ -121,8 +130,9 @@ def add_class_legend(fig, class_names: Sequence[str], values=None, background: b
     new_height = old_height + extra
     for ax in fig.axes:
         box = ax.get_position()
-        ax.set_position([box.x0, (box.y0 * old_height + extra) / new_height,
-                         box.width, box.height * old_height / new_height])
+        ax.set_position(
+            [box.x0, (box.y0 * old_height + extra) / new_height, box.width, box.height * old_height / new_height]
+        )
     fig.set_figheight(new_height)
     return legend
 
@@ -209,12 +219,19 @@ def show_segmentations(
             raise ValueError(f"row {name!r} has {len(masks)} masks for {n} images")
         for i, (image, mask) in enumerate(zip(images, masks)):
             if tuple(mask.shape) != tuple(image.shape[-2:]):
-                raise ValueError(f"row {name!r}, column {i}: mask {tuple(mask.shape)} does not match "
-                                 f"image {tuple(image.shape[-2:])}")
+                raise ValueError(
+                    f"row {name!r}, column {i}: mask {tuple(mask.shape)} does not match image {tuple(image.shape[-2:])}"
+                )
     widths = [image.shape[-1] / image.shape[-2] for image in images]
     nrows = 1 + len(rows)
-    fig, axes = plt.subplots(nrows, n, figsize=(size * sum(widths) + 0.4, size * nrows + 0.4),
-                             squeeze=False, layout="constrained", gridspec_kw={"width_ratios": widths})
+    fig, axes = plt.subplots(
+        nrows,
+        n,
+        figsize=(size * sum(widths) + 0.4, size * nrows + 0.4),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": widths},
+    )
     pictures = [[_as_picture(image) for image in images]]
     pictures += [[mask_to_rgb(mask).permute(1, 2, 0).numpy() for mask in masks] for masks in rows.values()]
     values = set()
@@ -260,14 +277,17 @@ def plot_history(history: dict):
     return fig
 
 
-def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str], title: str = "confusion matrix",
-                          colorbar: bool = False):
+def plot_confusion_matrix(
+    cm: torch.Tensor, class_names: Sequence[str], title: str = "confusion matrix", colorbar: bool = False
+):
     """Counts (K, K) with rows = true class, columns = predicted class, written in each cell.
 
     colorbar: also add a colour scale of the counts (off by default: every cell states its count).
     """
-    fig, ax = plt.subplots(figsize=(0.7 * len(class_names) + 2 + 1.2 * colorbar, 0.7 * len(class_names) + 1.5),
-                           layout="constrained" if colorbar else None)
+    fig, ax = plt.subplots(
+        figsize=(0.7 * len(class_names) + 2 + 1.2 * colorbar, 0.7 * len(class_names) + 1.5),
+        layout="constrained" if colorbar else None,
+    )
     shown = ax.imshow(cm.cpu().numpy(), cmap="Blues")
     for row, counts in enumerate(cm.tolist()):
         for col, value in enumerate(counts):
@@ -283,8 +303,14 @@ def plot_confusion_matrix(cm: torch.Tensor, class_names: Sequence[str], title: s
     return fig
 
 
-def plot_heatmaps(image: torch.Tensor, scores: torch.Tensor, class_names: Sequence[str], ncols: int = 4,
-                  size: float = 2.2, colorbar: bool = True):
+def plot_heatmaps(
+    image: torch.Tensor,
+    scores: torch.Tensor,
+    class_names: Sequence[str],
+    ncols: int = 4,
+    size: float = 2.2,
+    colorbar: bool = True,
+):
     """The image (3, H, W), then one heatmap per class of `scores` (K, H, W), all on one colour scale.
 
     A shared scale shows which class is strong where; per-class scales would make every map look
@@ -293,8 +319,9 @@ def plot_heatmaps(image: torch.Tensor, scores: torch.Tensor, class_names: Sequen
     n = len(class_names) + 1
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.9 * colorbar, size * nrows),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols + 0.9 * colorbar, size * nrows), squeeze=False, layout="constrained"
+    )
     axes = list(axes.flat)
     for ax in axes:
         ax.axis("off")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -31,12 +31,20 @@ class FCNExplorer:
     images (N, 3, H, W), scores (N, K, H, W) from the FCN, masks (N, H, W) true masks.
     """
 
-    def __init__(self, images: torch.Tensor, scores: torch.Tensor, masks: torch.Tensor,
-                 class_names: Sequence[str], threshold: float = 0.0):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        scores: torch.Tensor,
+        masks: torch.Tensor,
+        class_names: Sequence[str],
+        threshold: float = 0.0,
+    ):
         import ipywidgets as w  # a course dependency; imported here so viz-only users need not
 
         if not (len(images) == len(scores) == len(masks)):
-            raise ValueError(f"need as many images, score maps and masks, got {len(images)}, {len(scores)}, {len(masks)}")
+            raise ValueError(
+                f"need as many images, score maps and masks, got {len(images)}, {len(scores)}, {len(masks)}"
+            )
         if scores.shape[1] != len(class_names):
             raise ValueError(f"scores have {scores.shape[1]} classes but {len(class_names)} class names were given")
         self.images, self.scores, self.masks = images.cpu(), scores.cpu(), masks.cpu()
@@ -46,8 +54,9 @@ class FCNExplorer:
         self.image = w.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
         self.choice = w.Dropdown(options=[ALL_CLASSES, *self.class_names], value=ALL_CLASSES, description="show")
         low, high = math.floor(low * 10) / 10, math.ceil(high * 10) / 10  # the whole score range
-        self.threshold = w.FloatSlider(value=min(max(threshold, low), high), min=low, max=high, step=0.05,
-                                       description="threshold")
+        self.threshold = w.FloatSlider(
+            value=min(max(threshold, low), high), min=low, max=high, step=0.05, description="threshold"
+        )
         self.summary = w.HTML()
         self.picture = w.Image(format="png")
         self.figure = None

@@ -30,8 +30,9 @@ NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?")
 SPACES = re.compile(r"[ \t]+")
 
 
-def number_mismatches(stored: str, actual: str, abs_tol: float = 0.0, rel_tol: float = 0.0,
-                      percent_tol: float = 0.0) -> list[str]:
+def number_mismatches(
+    stored: str, actual: str, abs_tol: float = 0.0, rel_tol: float = 0.0, percent_tol: float = 0.0
+) -> list[str]:
     """What differs between two printed texts, allowing each number a tolerance; [] if nothing.
 
     The text between the numbers must be equal, except for the width of runs of spaces (a
@@ -41,11 +42,15 @@ def number_mismatches(stored: str, actual: str, abs_tol: float = 0.0, rel_tol: f
     stored_words = [SPACES.sub(" ", part) for part in NUMBER.split(stored)]
     actual_words = [SPACES.sub(" ", part) for part in NUMBER.split(actual)]
     if stored_words != actual_words:
-        first = next((i for i, (s, a) in enumerate(zip(stored_words, actual_words)) if s != a),
-                     min(len(stored_words), len(actual_words)))
-        return [f"the text differs, not only its numbers (stored: {_excerpt(stored_words, first)!r}, "
-                f"got: {_excerpt(actual_words, first)!r}; stored {stored.count(chr(10))} lines, "
-                f"got {actual.count(chr(10))})"]
+        first = next(
+            (i for i, (s, a) in enumerate(zip(stored_words, actual_words)) if s != a),
+            min(len(stored_words), len(actual_words)),
+        )
+        return [
+            f"the text differs, not only its numbers (stored: {_excerpt(stored_words, first)!r}, "
+            f"got: {_excerpt(actual_words, first)!r}; stored {stored.count(chr(10))} lines, "
+            f"got {actual.count(chr(10))})"
+        ]
     problems = []
     lines = stored.splitlines()
     for match, got in zip(NUMBER.finditer(stored), NUMBER.findall(actual)):
@@ -85,10 +90,15 @@ def compare_with_tolerance(item, original_compare, test_outputs, stored_outputs,
     abs_tol, rel_tol, percent_tol = (float(tolerance.get(key, 0.0)) for key in ("abs", "rel", "percent"))
     problems = []
     for test_output, stored_output in zip(test_outputs, stored_outputs):
-        for (test_holder, key), (stored_holder, stored_key) in zip(text_fields(test_output), text_fields(stored_output)):
+        for (test_holder, key), (stored_holder, stored_key) in zip(
+            text_fields(test_output), text_fields(stored_output)
+        ):
             if key != stored_key:
                 continue
-            stored_text, test_text = item.sanitize(_joined(stored_holder[key])), item.sanitize(_joined(test_holder[key]))
+            stored_text, test_text = (
+                item.sanitize(_joined(stored_holder[key])),
+                item.sanitize(_joined(test_holder[key])),
+            )
             found = number_mismatches(stored_text, test_text, abs_tol, rel_tol, percent_tol)
             if found:
                 problems += found
@@ -96,7 +106,8 @@ def compare_with_tolerance(item, original_compare, test_outputs, stored_outputs,
                 test_holder[key] = stored_holder[key]
     if problems:
         item.comparison_traceback = [f"Cell {item.cell_num}: outside the tolerance {dict(tolerance)}:"] + [
-            "  " + problem for problem in problems]
+            "  " + problem for problem in problems
+        ]
         return False
     return original_compare(test_outputs, stored_outputs, skip_compare)
 

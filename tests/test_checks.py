@@ -51,14 +51,24 @@ def assert_rejected(check, answer, pattern):
     return str(error)
 
 
-ALL_CHECKS = [check_mask_to_box, check_backbone, check_classifier_head, check_copy_last_layer,
-              check_bilinear_kernel, check_skip_fusion]
+ALL_CHECKS = [
+    check_mask_to_box,
+    check_backbone,
+    check_classifier_head,
+    check_copy_last_layer,
+    check_bilinear_kernel,
+    check_skip_fusion,
+]
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
 def test_every_check_says_not_written_for_the_stub(check):
-    assert_rejected(check, not_written, r"^\S.*: not written yet: replace `raise NotImplementedError` with your "
-                                        r"code\.$")
+    assert_rejected(
+        check,
+        not_written,
+        r"^\S.*: not written yet: replace `raise NotImplementedError` with your "
+        r"code\.$",
+    )
 
 
 @pytest.mark.parametrize("check", [c for c in ALL_CHECKS if c is not check_copy_last_layer], ids=lambda c: c.__name__)
@@ -88,12 +98,18 @@ def shell():
 @pytest.mark.parametrize(
     "cell, message",
     [
-        ("def mask_to_box(mask):\n    return [1, 2, 3, 4]\n\ncheck_mask_to_box(mask_to_box)",
-         "SelfCheckError: mask_to_box: for a wide rectangle"),
-        ("def mask_to_box(mask):\n    return mask.nonzero()[10**6]\n\ncheck_mask_to_box(mask_to_box)",
-         "your code raised IndexError"),
-        ("def fuse_skip(coarse, skip, upsample):\n    return coarse + skip\n\ncheck_skip_fusion(fuse_skip)",
-         "coarse was not upsampled"),
+        (
+            "def mask_to_box(mask):\n    return [1, 2, 3, 4]\n\ncheck_mask_to_box(mask_to_box)",
+            "SelfCheckError: mask_to_box: for a wide rectangle",
+        ),
+        (
+            "def mask_to_box(mask):\n    return mask.nonzero()[10**6]\n\ncheck_mask_to_box(mask_to_box)",
+            "your code raised IndexError",
+        ),
+        (
+            "def fuse_skip(coarse, skip, upsample):\n    return coarse + skip\n\ncheck_skip_fusion(fuse_skip)",
+            "coarse was not upsampled",
+        ),
     ],
 )
 def test_a_failing_check_shows_only_the_learners_cell_in_ipython(shell, capsys, cell, message, mode):
@@ -159,8 +175,9 @@ def box_python_numbers(mask):
     return torch.tensor([int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())])
 
 
-@pytest.mark.parametrize("answer", [box_where, box_nonzero, box_any_argmax, box_torchvision, box_float,
-                                    box_python_numbers])
+@pytest.mark.parametrize(
+    "answer", [box_where, box_nonzero, box_any_argmax, box_torchvision, box_float, box_python_numbers]
+)
 def test_mask_to_box_accepts_every_correct_answer(answer, capsys):
     assert_passes(check_mask_to_box, answer, capsys, "mask_to_box: all 5 test masks give the right box.")
 
@@ -204,21 +221,33 @@ def box_changes_mask(mask):
     "wrong, message",
     [
         (box_swapped, r"expected \[20, 5, 49, 11\], got \[5, 20, 11, 49\] \(x and y are swapped"),
-        (lambda mask: box_where(mask) + torch.tensor([0, 0, 1, 1]), r"got \[20, 5, 50, 12\] \(x_max and y_max "
-                                                                    r"are one too large: the box is inclusive"),
+        (
+            lambda mask: box_where(mask) + torch.tensor([0, 0, 1, 1]),
+            r"got \[20, 5, 50, 12\] \(x_max and y_max "
+            r"are one too large: the box is inclusive",
+        ),
         (box_counts_ignore, r"band of ignored \(255\) pixels.*\(pixels marked 255 are 'ignore', not part"),
         (box_counts_ignore_not_zero, r"band of ignored \(255\) pixels.*\(pixels marked 255 are 'ignore'"),
-        (box_first_last, r"two separate pixels.*expected \[2, 3, 25, 27\], got \[25, 3, 2, 27\] \(x_min > x_max: "
-                         r"that is the first and the last object pixel"),
+        (
+            box_first_last,
+            r"two separate pixels.*expected \[2, 3, 25, 27\], got \[25, 3, 2, 27\] \(x_min > x_max: "
+            r"that is the first and the last object pixel",
+        ),
         (box_xxyy, r"got \[20, 49, 5, 11\] \(the order is \[x_min, x_max, y_min, y_max\]"),
         (box_xywh, r"got \[20, 5, 30, 7\] \(that is \(x, y, width, height\)"),
         (box_changes_mask, r"band of ignored .*your function changed the mask it was given"),
         (lambda mask: mask.nonzero()[10**6], r"wide rectangle .*, your code raised IndexError: index 1000000"),
-        (lambda mask: box_where(mask).tolist(), r"expected a torch.Tensor of shape \(4,\), got a list of 4 items "
-                                                r"\[20, 5, 49, 11\]: build a tensor.*draw_box, which needs a tensor"),
+        (
+            lambda mask: box_where(mask).tolist(),
+            r"expected a torch.Tensor of shape \(4,\), got a list of 4 items "
+            r"\[20, 5, 49, 11\]: build a tensor.*draw_box, which needs a tensor",
+        ),
         (lambda mask: tuple(box_where(mask).tolist()), r"got a tuple of 4 items \(20, 5, 49, 11\): build a tensor"),
-        (lambda mask: box_where(mask).numpy(), r"got a numpy.ndarray of shape \(4,\): use torch operations "
-                                               r"\(or torch.as_tensor\): the next cell passes the box to draw_box"),
+        (
+            lambda mask: box_where(mask).numpy(),
+            r"got a numpy.ndarray of shape \(4,\): use torch operations "
+            r"\(or torch.as_tensor\): the next cell passes the box to draw_box",
+        ),
         (lambda mask: box_where(mask)[None], r"got shape \(1, 4\): one box of 4 numbers, shape \(4,\)"),
     ],
 )
@@ -229,8 +258,9 @@ def test_mask_to_box_names_each_mistake(wrong, message):
 # ----------------------------------------------------------------------------- exercise 2: the backbone
 
 
-def vgg_layers(width, relu=True, bias=True, batchnorm=True, padding=1, pool=nn.MaxPool2d, order="conv-bn-relu",
-               layout=VGG11_LAYOUT):
+def vgg_layers(
+    width, relu=True, bias=True, batchnorm=True, padding=1, pool=nn.MaxPool2d, order="conv-bn-relu", layout=VGG11_LAYOUT
+):
     """A learner's nn.Sequential VGG11 layer list, with one thing changed for the wrong answers."""
     layers, channels = [], 3
     for item in layout:
@@ -238,8 +268,11 @@ def vgg_layers(width, relu=True, bias=True, batchnorm=True, padding=1, pool=nn.M
             layers.append(pool(2))
             continue
         out = item * width // 64
-        steps = {"conv": nn.Conv2d(channels, out, 3, padding=padding, bias=bias),
-                 "bn": nn.BatchNorm2d(out) if batchnorm else None, "relu": nn.ReLU() if relu else None}
+        steps = {
+            "conv": nn.Conv2d(channels, out, 3, padding=padding, bias=bias),
+            "bn": nn.BatchNorm2d(out) if batchnorm else None,
+            "relu": nn.ReLU() if relu else None,
+        }
         layers += [steps[name] for name in order.split("-") if steps[name] is not None]
         channels = out
     return layers
@@ -331,11 +364,24 @@ class ConvenienceListBackbone(LectureBackbone):
         self.all_convs = [getattr(self, f"conv{i}") for i in range(1, 9)]
 
 
-@pytest.mark.parametrize("answer", [backbone_sequential, LectureBackbone, ModuleListBackbone, ShuffledBackbone,
-                                    BlocksBackbone, ConvenienceListBackbone])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        backbone_sequential,
+        LectureBackbone,
+        ModuleListBackbone,
+        ShuffledBackbone,
+        BlocksBackbone,
+        ConvenienceListBackbone,
+    ],
+)
 def test_backbone_accepts_every_correct_structure(answer, capsys):
-    assert_passes(check_backbone, answer, capsys,
-                  "VGG11 backbone: 9,225,984 parameters, same layers and outputs as the reference.")
+    assert_passes(
+        check_backbone,
+        answer,
+        capsys,
+        "VGG11 backbone: 9,225,984 parameters, same layers and outputs as the reference.",
+    )
 
 
 class CourseSubclass(VGG11Backbone):
@@ -394,34 +440,61 @@ MISPLACED_POOLS = (64, "M", 128, "M", 256, "M", 256, 512, "M", 512, 512)
         (VGG11Backbone, r"that is the course's VGG11Backbone: build the layers yourself"),
         (CourseSubclass, r"that is the course's VGG11Backbone"),
         (WrapsTheCourse, r"that is the course's VGG11Backbone"),
-        (PlainListBackbone, r"the layers in self.layers \(a list\) are invisible to PyTorch.*nn.ModuleList or "
-                            r"nn.Sequential"),
-        (lambda w: nn.Sequential(*vgg_layers(w, batchnorm=False)),
-         r"expected 9,225,984 parameters at width 64, got 9,220,480 \(difference -5,504\): no BatchNorm"),
-        (lambda w: nn.Sequential(*vgg_layers(w, bias=False)),
-         r"got 9,223,232 \(difference -2,752\): the convolutions have no bias"),
-        (lambda w: nn.Sequential(*vgg_layers(64)), r"make_backbone\(8\) has 9,225,984 parameters, as many as "
-                                                   r"make_backbone\(64\): width is not used"),
-        (lambda w: nn.Sequential(*vgg_layers(w), nn.MaxPool2d(2)),
-         r"expected a torch.Tensor of shape \(2, 64, 6, 4\), got shape \(2, 64, 3, 2\): output stride 32: there is "
-         r"a fifth pool \(pool5\)"),
-        (lambda w: nn.Sequential(*vgg_layers(w, layout=VGG11_LAYOUT[:1] + VGG11_LAYOUT[2:])),
-         r"the 2nd convolution used in forward sees 96x64 maps, expected 48x32: a pool is missing"),
-        (lambda w: nn.Sequential(*vgg_layers(w, layout=MISPLACED_POOLS)),
-         r"the 4th convolution used in forward sees 12x8 maps, expected 24x16: a pool too many, or one too early"),
+        (
+            PlainListBackbone,
+            r"the layers in self.layers \(a list\) are invisible to PyTorch.*nn.ModuleList or "
+            r"nn.Sequential",
+        ),
+        (
+            lambda w: nn.Sequential(*vgg_layers(w, batchnorm=False)),
+            r"expected 9,225,984 parameters at width 64, got 9,220,480 \(difference -5,504\): no BatchNorm",
+        ),
+        (
+            lambda w: nn.Sequential(*vgg_layers(w, bias=False)),
+            r"got 9,223,232 \(difference -2,752\): the convolutions have no bias",
+        ),
+        (
+            lambda w: nn.Sequential(*vgg_layers(64)),
+            r"make_backbone\(8\) has 9,225,984 parameters, as many as "
+            r"make_backbone\(64\): width is not used",
+        ),
+        (
+            lambda w: nn.Sequential(*vgg_layers(w), nn.MaxPool2d(2)),
+            r"expected a torch.Tensor of shape \(2, 64, 6, 4\), got shape \(2, 64, 3, 2\): output stride 32: there is "
+            r"a fifth pool \(pool5\)",
+        ),
+        (
+            lambda w: nn.Sequential(*vgg_layers(w, layout=VGG11_LAYOUT[:1] + VGG11_LAYOUT[2:])),
+            r"the 2nd convolution used in forward sees 96x64 maps, expected 48x32: a pool is missing",
+        ),
+        (
+            lambda w: nn.Sequential(*vgg_layers(w, layout=MISPLACED_POOLS)),
+            r"the 4th convolution used in forward sees 12x8 maps, expected 24x16: a pool too many, or one too early",
+        ),
         (lambda w: nn.Sequential(*vgg_layers(w, order="conv-relu-bn")), r"ReLU comes before BatchNorm"),
         (lambda w: nn.Sequential(*vgg_layers(w, pool=nn.AvgPool2d)), r"the pools average: VGG uses max pooling"),
         (lambda w: nn.Sequential(*vgg_layers(w, relu=False)), r"there is no ReLU"),
-        (lambda w: nn.Sequential(*vgg_layers(w, padding=0)), r"the 1st convolution used in forward turns 96x64 maps "
-                                                             r"into 94x62: convolutions without padding.*padding=1"),
-        (lambda w: nn.Sequential(*vgg_layers(w, layout=WRONG_CHANNELS)),
-         r"the 5th convolution used in forward has weight shape \(32, 32, 3, 3\).*expected \(64, 32, 3, 3\)"),
+        (
+            lambda w: nn.Sequential(*vgg_layers(w, padding=0)),
+            r"the 1st convolution used in forward turns 96x64 maps "
+            r"into 94x62: convolutions without padding.*padding=1",
+        ),
+        (
+            lambda w: nn.Sequential(*vgg_layers(w, layout=WRONG_CHANNELS)),
+            r"the 5th convolution used in forward has weight shape \(32, 32, 3, 3\).*expected \(64, 32, 3, 3\)",
+        ),
         (UnusedLayerBackbone, r"1 of your convolution layers is never used in forward"),
-        (SkipsALayerBackbone, r"forward uses 7 convolution layers, expected 8 \(1 of your convolution layers is "
-                              r"never used"),
+        (
+            SkipsALayerBackbone,
+            r"forward uses 7 convolution layers, expected 8 \(1 of your convolution layers is "
+            r"never used",
+        ),
         (lambda w: torch.zeros(3), r"make_backbone\(64\) should give an nn.Module, got a torch.Tensor"),
-        (ForgetsReturnBackbone, r"for a \(2, 3, 96, 64\) batch, your function returned None: did you forget "
-                                r"`return`\?"),
+        (
+            ForgetsReturnBackbone,
+            r"for a \(2, 3, 96, 64\) batch, your function returned None: did you forget "
+            r"`return`\?",
+        ),
     ],
 )
 def test_backbone_names_each_mistake(wrong, message):
@@ -452,11 +525,14 @@ def head_matmul(x, fc):
     return pooled.sum(dim=(2, 3)) / (pooled.shape[2] * pooled.shape[3]) @ fc.weight.T + fc.bias
 
 
-@pytest.mark.parametrize("answer", [head_reference, head_torch_mean, head_modules, head_functional_linear,
-                                    head_matmul])
+@pytest.mark.parametrize("answer", [head_reference, head_torch_mean, head_modules, head_functional_linear, head_matmul])
 def test_classifier_head_accepts_every_correct_answer(answer, capsys):
-    assert_passes(check_classifier_head, answer, capsys,
-                  "classifier head: pool5 -> global average pooling -> fc, right for 3 feature-map sizes.")
+    assert_passes(
+        check_classifier_head,
+        answer,
+        capsys,
+        "classifier head: pool5 -> global average pooling -> fc, right for 3 feature-map sizes.",
+    )
 
 
 def head_no_grad(x, fc):
@@ -470,26 +546,42 @@ FIRST = r"for features of shape \(1, 12, 5, 7\)"
 @pytest.mark.parametrize(
     "wrong, message",
     [
-        (head_no_grad, FIRST + r", no gradient reaches fc.weight, fc.bias and the features: .*torch.no_grad\(\).* "
-                       r"the backbone and fc could not learn"),
+        (
+            head_no_grad,
+            FIRST + r", no gradient reaches fc.weight, fc.bias and the features: .*torch.no_grad\(\).* "
+            r"the backbone and fc could not learn",
+        ),
         (lambda x, fc: head_reference(x.detach(), fc), r"no gradient reaches the features:"),
-        (lambda x, fc: F.linear(F.max_pool2d(x, 2).mean((2, 3)), fc.weight.data, fc.bias.data),
-         r"no gradient reaches fc.weight and fc.bias:"),
+        (
+            lambda x, fc: F.linear(F.max_pool2d(x, 2).mean((2, 3)), fc.weight.data, fc.bias.data),
+            r"no gradient reaches fc.weight and fc.bias:",
+        ),
         (lambda x, fc: fc(F.max_pool2d(x, 2, ceil_mode=True).mean((2, 3))), FIRST + r".*ceil_mode=True"),
         (lambda x, fc: fc(F.avg_pool2d(x, 2).mean((2, 3))), r"pool5 is an average pool: use max pooling"),
         (lambda x, fc: fc(x.mean(dim=(2, 3))), r"pool5 is missing"),
         (lambda x, fc: fc(F.max_pool2d(x, 2).amax(dim=(2, 3))), r"global \*max\* pooling"),
-        (lambda x, fc: head_reference(x, fc).softmax(dim=1), r"return raw scores \(logits\): cross-entropy applies "
-                                                            r"softmax itself"),
+        (
+            lambda x, fc: head_reference(x, fc).softmax(dim=1),
+            r"return raw scores \(logits\): cross-entropy applies "
+            r"softmax itself",
+        ),
         (lambda x, fc: head_reference(x, fc).log_softmax(dim=-1), r"return raw scores \(logits\)"),
-        (lambda x, fc: fc(nn.AdaptiveAvgPool2d(1)(F.max_pool2d(x, 2)).squeeze()),
-         r"expected a torch.Tensor of shape \(1, 5\), got shape \(5,\): .squeeze\(\) dropped the batch dimension"),
-        (lambda x, fc: fc(F.max_pool2d(x, 2).flatten(1)), FIRST + r", your code raised RuntimeError: mat1 and mat2.*"
-                                                                  r"global average pooling gives exactly C"),
+        (
+            lambda x, fc: fc(nn.AdaptiveAvgPool2d(1)(F.max_pool2d(x, 2)).squeeze()),
+            r"expected a torch.Tensor of shape \(1, 5\), got shape \(5,\): .squeeze\(\) dropped the batch dimension",
+        ),
+        (
+            lambda x, fc: fc(F.max_pool2d(x, 2).flatten(1)),
+            FIRST + r", your code raised RuntimeError: mat1 and mat2.*"
+            r"global average pooling gives exactly C",
+        ),
         (lambda x, fc: fc(nn.AdaptiveAvgPool2d(1)(F.max_pool2d(x, 2))), r"raised RuntimeError.*fc expects \(N, C\)"),
         (lambda x, fc: F.max_pool2d(x, 2).mean(dim=(2, 3)), r"got shape \(1, 12\): that is the pooled features"),
-        (lambda x, fc: head_reference(x, fc).detach().numpy(), r"got a numpy.ndarray of shape \(1, 5\): use torch "
-                                                               r"operations"),
+        (
+            lambda x, fc: head_reference(x, fc).detach().numpy(),
+            r"got a numpy.ndarray of shape \(1, 5\): use torch "
+            r"operations",
+        ),
     ],
 )
 def test_classifier_head_names_each_mistake(wrong, message):
@@ -532,11 +624,16 @@ def copy_load_state_dict(fc, conv):
     conv.load_state_dict({"weight": fc.weight.reshape(conv.weight.shape), "bias": fc.bias})
 
 
-@pytest.mark.parametrize("answer", [copy_reshape, copy_none_indexing, copy_view_as, copy_unsqueeze, copy_data,
-                                    copy_load_state_dict])
+@pytest.mark.parametrize(
+    "answer", [copy_reshape, copy_none_indexing, copy_view_as, copy_unsqueeze, copy_data, copy_load_state_dict]
+)
 def test_copy_last_layer_accepts_every_correct_answer(answer, capsys):
-    assert_passes(check_copy_last_layer, answer, capsys,
-                  "copy_last_layer: weight and bias copied, for two layer sizes; conv == fc at every position.")
+    assert_passes(
+        check_copy_last_layer,
+        answer,
+        capsys,
+        "copy_last_layer: weight and bias copied, for two layer sizes; conv == fc at every position.",
+    )
 
 
 def copy_backwards(fc, conv):
@@ -597,18 +694,30 @@ def copy_returns_new_conv(fc, conv):
     "wrong, message",
     [
         (copy_backwards, r"fc was changed: copy from fc into conv, not the other way round"),
-        (copy_new_parameters, r"conv.weight is a new nn.Parameter, so an optimizer \(or a hook\) holding the old one "
-                              r"would not see the copy: .*in place, conv.weight.copy_\(...\)"),
+        (
+            copy_new_parameters,
+            r"conv.weight is a new nn.Parameter, so an optimizer \(or a hook\) holding the old one "
+            r"would not see the copy: .*in place, conv.weight.copy_\(...\)",
+        ),
         (copy_seed_version, r"conv.weight is a new nn.Parameter"),
         (copy_shared, r"conv.weight shares memory with fc.weight, so training one would change the other"),
         (copy_data_views, r"conv.weight shares memory with fc.weight"),
         (copy_weight_only, r"expected conv.bias == fc.bias = .*the bias was not copied"),
-        (copy_transposed, r"conv.weight differs from fc.weight .*fc's numbers in the wrong places.*without "
-                          r"transposing"),
-        (copy_without_no_grad, r"your code raised RuntimeError: a leaf Variable that requires grad.*wrap the copy "
-                               r"in `with torch.no_grad\(\):`"),
-        (copy_hard_coded, r"with fc = nn.Linear\(12, 5\) .*raised RuntimeError: .*this check uses fc = "
-                          r"nn.Linear\(12, 5\), not the notebook's 512 channels and 7 classes: use fc's shapes"),
+        (
+            copy_transposed,
+            r"conv.weight differs from fc.weight .*fc's numbers in the wrong places.*without "
+            r"transposing",
+        ),
+        (
+            copy_without_no_grad,
+            r"your code raised RuntimeError: a leaf Variable that requires grad.*wrap the copy "
+            r"in `with torch.no_grad\(\):`",
+        ),
+        (
+            copy_hard_coded,
+            r"with fc = nn.Linear\(12, 5\) .*raised RuntimeError: .*this check uses fc = "
+            r"nn.Linear\(12, 5\), not the notebook's 512 channels and 7 classes: use fc's shapes",
+        ),
         (copy_returns_new_conv, r"you returned a new Conv2d, but the conv you were given is unchanged"),
         (returns_none, r"conv.weight differs from fc.weight .*conv.weight was not changed"),
     ],
@@ -669,8 +778,11 @@ def kernel_odd(factor, size):
         (lambda f: kernel_arange(f) / kernel_arange(f).sum(), r"wrong scale: the kernel should sum to factor\*\*2 = 4"),
         (kernel_centre_at_factor, r"for factor 2, .*\(the centre is at 2: .*at factor - 0.5 = 1.5\)"),
         (lambda f: torch.roll(kernel_arange(f), (1, 1), dims=(0, 1)), r"the sum is right: check where the centre is"),
-        (lambda f: 1 - (torch.arange(2 * f) - (f - 0.5)).abs() / f, r"expected a torch.Tensor of shape \(4, 4\), got "
-                                                                    r"shape \(4,\): that is the 1-D ramp"),
+        (
+            lambda f: 1 - (torch.arange(2 * f) - (f - 0.5)).abs() / f,
+            r"expected a torch.Tensor of shape \(4, 4\), got "
+            r"shape \(4,\): that is the 1-D ramp",
+        ),
         (lambda f: kernel_odd(f, 2 * f - 1), r"got shape \(3, 3\): a kernel of size 3: .*2 \* factor = 4 wide"),
         (lambda f: kernel_odd(f, 2 * f + 1), r"got shape \(5, 5\): a kernel of size 5"),
         (lambda f: kernel_arange(f).numpy(), r"got a numpy.ndarray of shape \(4, 4\): use torch operations"),
@@ -716,13 +828,15 @@ def fuse_cat_edges(coarse, skip, upsample):
 
 def fuse_functional(coarse, skip, upsample):
     """The learned layer's own weights through F.conv_transpose2d: the same behaviour."""
-    scores = F.conv_transpose2d(coarse, upsample.weight, upsample.bias, stride=upsample.stride,
-                                padding=upsample.padding)
+    scores = F.conv_transpose2d(
+        coarse, upsample.weight, upsample.bias, stride=upsample.stride, padding=upsample.padding
+    )
     return fuse_notebook(scores, skip, nn.Identity())
 
 
-@pytest.mark.parametrize("answer", [fuse_notebook, fuse_pad_when_needed, fuse_match_size, fuse_cat_edges,
-                                    fuse_functional])
+@pytest.mark.parametrize(
+    "answer", [fuse_notebook, fuse_pad_when_needed, fuse_match_size, fuse_cat_edges, fuse_functional]
+)
 def test_skip_fusion_accepts_every_correct_answer(answer, capsys):
     assert_passes(check_skip_fusion, answer, capsys, "fuse_skip: upsample, crop or pad at the bottom/right, add")
 
@@ -736,8 +850,11 @@ def fit(scores, skip, where="end", mode="replicate"):
             scores = scores.narrow(dim, start, skip.shape[dim])
     rows, cols = skip.shape[2] - scores.shape[2], skip.shape[3] - scores.shape[3]
     if rows or cols:
-        pads = {"end": (0, cols, 0, rows), "start": (cols, 0, rows, 0), "centre": (cols // 2, cols - cols // 2,
-                                                                                 rows // 2, rows - rows // 2)}
+        pads = {
+            "end": (0, cols, 0, rows),
+            "start": (cols, 0, rows, 0),
+            "centre": (cols // 2, cols - cols // 2, rows // 2, rows - rows // 2),
+        }
         scores = F.pad(scores, pads[where], mode=mode)
     return scores
 
@@ -754,26 +871,43 @@ def fuse_no_grad(coarse, skip, upsample):
 @pytest.mark.parametrize(
     "wrong, message",
     [
-        (lambda c, s, up: c + s, r"your code raised RuntimeError: The size of tensor a .*coarse was not upsampled: "
-                                 r"pass it through `upsample`"),
-        (lambda c, s, up: up(c) + s, CROP_CASE + r".*, your code raised RuntimeError.*upsample\(coarse\) is 10x12 "
-                                                 r"but skip is 8x10: bring it to skip's size"),
+        (
+            lambda c, s, up: c + s,
+            r"your code raised RuntimeError: The size of tensor a .*coarse was not upsampled: "
+            r"pass it through `upsample`",
+        ),
+        (
+            lambda c, s, up: up(c) + s,
+            CROP_CASE + r".*, your code raised RuntimeError.*upsample\(coarse\) is 10x12 "
+            r"but skip is 8x10: bring it to skip's size",
+        ),
         (lambda c, s, up: fit(up(s), c) + c, r"you upsampled skip instead of coarse"),
         (lambda c, s, up: up(s) + s, r"you upsampled skip instead of coarse"),
-        (lambda c, s, up: fit(F.interpolate(c, scale_factor=2, mode="bilinear"), s) + s,
-         r"use the `upsample` layer you are given, upsample\(coarse\): it is learned"),
-        (lambda c, s, up: F.interpolate(c, size=s.shape[-2:], mode="bilinear") + s,
-         r"use the `upsample` layer you are given"),
-        (lambda c, s, up: fit(up(c), s, mode="constant") + s, PAD_CASE + r".*\(zero padding: pad by repeating the "
-                                                                         r"edge"),
+        (
+            lambda c, s, up: fit(F.interpolate(c, scale_factor=2, mode="bilinear"), s) + s,
+            r"use the `upsample` layer you are given, upsample\(coarse\): it is learned",
+        ),
+        (
+            lambda c, s, up: F.interpolate(c, size=s.shape[-2:], mode="bilinear") + s,
+            r"use the `upsample` layer you are given",
+        ),
+        (
+            lambda c, s, up: fit(up(c), s, mode="constant") + s,
+            PAD_CASE + r".*\(zero padding: pad by repeating the "
+            r"edge",
+        ),
         (lambda c, s, up: fit(up(c), s, mode="reflect") + s, PAD_CASE + r".*\(reflect padding"),
         (lambda c, s, up: fit(up(c), s, "start") + s, CROP_CASE + r".*\(cropped or padded at the top and left"),
         (lambda c, s, up: fit(up(c), s, "centre") + s, CROP_CASE + r".*\(cropped or padded around the centre"),
-        (lambda c, s, up: F.interpolate(up(c), size=s.shape[-2:], mode="bilinear") + s,
-         CROP_CASE + r".*\(you resized upsample\(coarse\) to skip's size with F.interpolate"),
+        (
+            lambda c, s, up: F.interpolate(up(c), size=s.shape[-2:], mode="bilinear") + s,
+            CROP_CASE + r".*\(you resized upsample\(coarse\) to skip's size with F.interpolate",
+        ),
         (lambda c, s, up: F.interpolate(up(c), size=s.shape[-2:]) + s, r"\(you resized upsample\(coarse\)"),
-        (lambda c, s, up: torch.cat([fit(up(c), s), s], dim=1),
-         r"got shape \(2, 6, 8, 12\): that is U-Net's concatenation \(torch.cat along channels\); FCN adds"),
+        (
+            lambda c, s, up: torch.cat([fit(up(c), s), s], dim=1),
+            r"got shape \(2, 6, 8, 12\): that is U-Net's concatenation \(torch.cat along channels\); FCN adds",
+        ),
         (lambda c, s, up: fit(up(c), s) * s, r"\(multiplied: FCN adds the two score maps\)"),
         (lambda c, s, up: fit(up(c), s), r"\(skip is missing: add it"),
         (fuse_no_grad, r"no gradient reaches upsample.weight, coarse and skip: .*torch.no_grad\(\)"),
@@ -792,15 +926,19 @@ def test_messages_are_distinct_for_distinct_mistakes():
     assert len(hints) == len(answers)
 
 
-
-
 # ----------------------------------------------------------------------------- side effects
 
 
 @pytest.mark.parametrize(
     "check, answer",
-    [(check_mask_to_box, box_where), (check_backbone, LectureBackbone), (check_classifier_head, head_reference),
-     (check_copy_last_layer, copy_reshape), (check_bilinear_kernel, kernel_arange), (check_skip_fusion, fuse_notebook)],
+    [
+        (check_mask_to_box, box_where),
+        (check_backbone, LectureBackbone),
+        (check_classifier_head, head_reference),
+        (check_copy_last_layer, copy_reshape),
+        (check_bilinear_kernel, kernel_arange),
+        (check_skip_fusion, fuse_notebook),
+    ],
     ids=lambda value: getattr(value, "__name__", ""),
 )
 def test_a_check_leaves_the_learners_random_state_alone(check, answer, capsys):

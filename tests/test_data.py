@@ -127,8 +127,7 @@ def test_boundary_ignore_band():
 
 
 def test_wider_boundary_ignores_more_pixels():
-    counts = [(ShapesDataset(1, boundary_ignore=k)[0][2] == IGNORE_INDEX).sum().item()
-              for k in (1, 3, 5)]
+    counts = [(ShapesDataset(1, boundary_ignore=k)[0][2] == IGNORE_INDEX).sum().item() for k in (1, 3, 5)]
     assert 0 < counts[0] < counts[1] < counts[2]
 
 
@@ -206,9 +205,15 @@ def test_same_bytes_in_a_fresh_process():
     exec(FINGERPRINT_CODE, namespace)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    result = subprocess.run([sys.executable, "-c", FINGERPRINT_CODE + "print(fingerprint())"],
-                            capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", FINGERPRINT_CODE + "print(fingerprint())"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     assert result.stdout.strip() == namespace["fingerprint"]()
 
 
@@ -218,7 +223,9 @@ def test_last_item_of_a_million_is_drawn_alone(monkeypatch):
 
     drawn = []
     paint_scene = data_module.paint_scene
-    monkeypatch.setattr(data_module, "paint_scene", lambda *args, **kwargs: drawn.append(1) or paint_scene(*args, **kwargs))
+    monkeypatch.setattr(
+        data_module, "paint_scene", lambda *args, **kwargs: drawn.append(1) or paint_scene(*args, **kwargs)
+    )
     ds = ShapesDataset(1_000_000, seed=0)
     image, label, mask = ds[999_999]
     scene_image, scene_mask = ShapesScenes(1_000_000)[999_999]
@@ -231,8 +238,9 @@ def test_repr_gives_the_arguments_and_rebuilds_the_dataset():
     ds = ShapesDataset(30, image_size=48, seed=4, boundary_ignore=2)
     assert repr(ds) == "ShapesDataset(num_samples=30, image_size=48, seed=4, boundary_ignore=2)"
     scenes = ShapesScenes(5, image_size=(96, 160), seed=2, num_objects=(2, 3), object_scale=48)
-    assert repr(scenes) == ("ShapesScenes(num_samples=5, image_size=(96, 160), seed=2, "
-                            "num_objects=(2, 3), object_scale=48)")
+    assert repr(scenes) == (
+        "ShapesScenes(num_samples=5, image_size=(96, 160), seed=2, num_objects=(2, 3), object_scale=48)"
+    )
     namespace = {"ShapesDataset": ShapesDataset, "ShapesScenes": ShapesScenes}
     assert items_equal(eval(repr(ds), namespace)[7], ds[7])
     assert items_equal(eval(repr(scenes), namespace)[4], scenes[4])
@@ -326,9 +334,11 @@ def test_scenes_have_distinct_non_overlapping_objects():
 
 
 def test_rectangular_and_large_scenes():
-    for scenes in (ShapesScenes(10, image_size=(96, 160), seed=1),
-                   ShapesScenes(10, image_size=200, num_objects=7, seed=2),
-                   ShapesScenes(10, image_size=(128, 64), num_objects=(1, 2), object_scale=48)):
+    for scenes in (
+        ShapesScenes(10, image_size=(96, 160), seed=1),
+        ShapesScenes(10, image_size=200, num_objects=7, seed=2),
+        ShapesScenes(10, image_size=(128, 64), num_objects=(1, 2), object_scale=48),
+    ):
         for i in range(len(scenes)):
             check_scene(scenes, i)
 
@@ -350,23 +360,26 @@ def test_scenes_are_deterministic():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: ShapesDataset(0), "a dataset needs at least one sample, got 0"),
-    (lambda: ShapesDataset(-5), "at least one sample"),
-    (lambda: ShapesDataset(2.5), "num_samples must be an integer"),
-    (lambda: ShapesDataset(10, image_size=16), "image_size must be at least 32, got 16"),
-    (lambda: ShapesDataset(10, image_size=64.0), "image_size must be an integer"),
-    (lambda: ShapesDataset(10, seed=-1), "seed must be at least 0"),
-    (lambda: ShapesDataset(10, boundary_ignore=-1), "boundary_ignore must be at least 0"),
-    (lambda: ShapesScenes(0), "at least one sample"),
-    (lambda: ShapesScenes(10, image_size=(128, 20)), "image width must be at least 32"),
-    (lambda: ShapesScenes(10, image_size=(128, 128, 3)), r"\(H, W\) pair"),
-    (lambda: ShapesScenes(10, num_objects=(2, 8)), "at most 7"),
-    (lambda: ShapesScenes(10, num_objects=(3, 2)), "num_objects must be at least 3"),
-    (lambda: ShapesScenes(10, num_objects=0), "num_objects must be at least 1"),
-    (lambda: ShapesScenes(10, image_size=64, num_objects=(2, 4)), "do not fit"),
-    (lambda: ShapesScenes(10, image_size=64, object_scale=128), "too large"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: ShapesDataset(0), "a dataset needs at least one sample, got 0"),
+        (lambda: ShapesDataset(-5), "at least one sample"),
+        (lambda: ShapesDataset(2.5), "num_samples must be an integer"),
+        (lambda: ShapesDataset(10, image_size=16), "image_size must be at least 32, got 16"),
+        (lambda: ShapesDataset(10, image_size=64.0), "image_size must be an integer"),
+        (lambda: ShapesDataset(10, seed=-1), "seed must be at least 0"),
+        (lambda: ShapesDataset(10, boundary_ignore=-1), "boundary_ignore must be at least 0"),
+        (lambda: ShapesScenes(0), "at least one sample"),
+        (lambda: ShapesScenes(10, image_size=(128, 20)), "image width must be at least 32"),
+        (lambda: ShapesScenes(10, image_size=(128, 128, 3)), r"\(H, W\) pair"),
+        (lambda: ShapesScenes(10, num_objects=(2, 8)), "at most 7"),
+        (lambda: ShapesScenes(10, num_objects=(3, 2)), "num_objects must be at least 3"),
+        (lambda: ShapesScenes(10, num_objects=0), "num_objects must be at least 1"),
+        (lambda: ShapesScenes(10, image_size=64, num_objects=(2, 4)), "do not fit"),
+        (lambda: ShapesScenes(10, image_size=64, object_scale=128), "too large"),
+    ],
+)
 def test_bad_arguments_raise_clear_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()

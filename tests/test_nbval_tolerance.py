@@ -76,17 +76,38 @@ def notebook_printing(stored: str, printed: str, tolerance: dict | None) -> nbfo
 def run_nbval(notebook, tmp_path) -> subprocess.CompletedProcess:
     path = tmp_path / "cell.ipynb"
     nbformat.write(notebook, path)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.nbval_tolerance", "--nbval",
-                           "--nbval-current-env", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.nbval_tolerance",
+            "--nbval",
+            "--nbval-current-env",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("printed, tolerance, passes", [
-    ("FCN-8s mIoU 0.811", {"abs": 0.03}, True),     # another machine's training
-    ("FCN-8s mIoU 0.811", None, False),              # no tolerance: strict, as nbval is
-    ("FCN-8s mIoU 0.700", {"abs": 0.03}, False),     # a real regression
-    ("FCN-16s mIoU 0.825", {"abs": 0.03}, False),    # the row changed
-])
+@pytest.mark.parametrize(
+    "printed, tolerance, passes",
+    [
+        ("FCN-8s mIoU 0.811", {"abs": 0.03}, True),  # another machine's training
+        ("FCN-8s mIoU 0.811", None, False),  # no tolerance: strict, as nbval is
+        ("FCN-8s mIoU 0.700", {"abs": 0.03}, False),  # a real regression
+        ("FCN-16s mIoU 0.825", {"abs": 0.03}, False),  # the row changed
+    ],
+)
 def test_nbval_uses_the_tolerance_of_the_cell(tmp_path, printed, tolerance, passes):
     result = run_nbval(notebook_printing("FCN-8s mIoU 0.825", printed, tolerance), tmp_path)
     assert (result.returncode == 0) == passes, result.stdout[-3000:]

@@ -98,15 +98,32 @@ data = TensorDataset(torch.rand(3000, 4), torch.randint(0, 3, (3000,)))
 fit(nn.Linear(4, 3), data, epochs=1, batch_size=1, channels_last=False);
 """
 
+
 def run_cells_under_nbval(tmp_path, *sources) -> subprocess.CompletedProcess:
     cells = [nbformat.v4.new_code_cell(source, execution_count=i) for i, source in enumerate(sources, 1)]
     cells.append(nbformat.v4.new_code_cell("print('still talking')", execution_count=len(cells) + 1))
     cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="still talking\n")]
     path = tmp_path / "slow.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
-    return subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
-                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ from course_utils.student import (
     build_student_notebooks,
     cell_names,
     cells_to_clear,
-    student_notebook,
     strip_solution,
+    student_notebook,
 )
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -91,7 +91,7 @@ def test_everything_else_is_unchanged_but_some_outputs(pairs):
 
 
 def test_each_self_check_rejects_its_stub_with_its_own_message(pairs):
-    for _, student, name in pairs:
+    for _, student, _name in pairs:
         code = [cell for cell in student.cells if cell.cell_type == "code"]
         namespace = {}
         exec(code[0].source, namespace)  # the notebook's imports
@@ -107,8 +107,8 @@ def test_strip_solution_keeps_indentation_and_the_rest():
     source = "def f(x):\n    # YOUR CODE HERE\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\nprint(f)"
     assert strip_solution(source, "Exercise 1 (F)") == (
         "def f(x):\n    # YOUR CODE HERE\n"
-        '    raise NotImplementedError("Exercise 1 (F) is not written yet: write your answer in its cell, under its heading, run that cell, '
-        'then rerun the cells below it.")\nprint(f)'
+        '    raise NotImplementedError("Exercise 1 (F) is not written yet: write your answer in its cell, '
+        'under its heading, run that cell, then rerun the cells below it.")\nprint(f)'
     )
 
 
@@ -217,7 +217,10 @@ def notebook(*cells):
     return nb
 
 
-SOLUTION = "def head(x):\n    # YOUR CODE HERE\n    ### BEGIN SOLUTION\n    pooled = x * 2\n    return pooled\n    ### END SOLUTION"
+SOLUTION = (
+    "def head(x):\n    # YOUR CODE HERE\n    ### BEGIN SOLUTION\n    pooled = x * 2\n    return pooled\n"
+    "    ### END SOLUTION"
+)
 
 
 def cleared(*cells):
@@ -237,7 +240,11 @@ def test_self_check_cells_are_cleared_even_without_a_solution_name():
 
 
 def test_attribute_roots_and_uses_inside_functions_count():
-    assert cleared(("code", "print(head.__name__)"), ("code", "def f():\n    return head(1)"), ("code", "f()")) == [0, 1, 2]
+    assert cleared(("code", "print(head.__name__)"), ("code", "def f():\n    return head(1)"), ("code", "f()")) == [
+        0,
+        1,
+        2,
+    ]
 
 
 def test_use_through_a_name_computed_from_a_solution_is_cleared_transitively():

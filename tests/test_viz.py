@@ -58,8 +58,13 @@ def test_show_images_one_axis_per_image_with_titles():
 
 
 def test_plot_history_draws_train_and_validation():
-    history = {"train_loss": [1.0, 0.5], "train_accuracy": [0.5, 0.9], "val_loss": [0.9, 0.6],
-               "val_accuracy": [0.6, 0.8], "step_loss": [1.2, 0.9, 0.6, 0.4]}
+    history = {
+        "train_loss": [1.0, 0.5],
+        "train_accuracy": [0.5, 0.9],
+        "val_loss": [0.9, 0.6],
+        "val_accuracy": [0.6, 0.8],
+        "step_loss": [1.2, 0.9, 0.6, 0.4],
+    }
     fig = plot_history(history)
     loss_ax, acc_ax = fig.axes
     assert len(loss_ax.lines) == 3 and len(acc_ax.lines) == 2
@@ -85,8 +90,10 @@ def test_heatmaps_have_one_labelled_colorbar_on_the_shared_scale():
     assert len(bars) == 1 and bars[0].get_ylabel() == "class score (logit)"
     low, high = bars[0].get_ylim()
     assert (low, high) == pytest.approx((scores.min().item(), scores.max().item()))
-    assert not any(ax.get_label() == "<colorbar>" for ax in plot_heatmaps(
-        torch.rand(3, 16, 16), scores, ["x", "y", "z"], colorbar=False).axes)
+    assert not any(
+        ax.get_label() == "<colorbar>"
+        for ax in plot_heatmaps(torch.rand(3, 16, 16), scores, ["x", "y", "z"], colorbar=False).axes
+    )
 
 
 def test_confusion_matrix_colorbar_is_optional():
@@ -142,8 +149,12 @@ def test_add_class_legend_lists_the_given_values_in_mask_colours():
     add_class_legend(fig, CLASSES, [0, 2, 5, IGNORE_INDEX])
     colours, labels = legend_of(fig)
     assert labels == ["background", CLASSES[1], CLASSES[4], "ignored (255)"]
-    assert colours == {"background": rgb_of(0), CLASSES[1]: rgb_of(2), CLASSES[4]: rgb_of(5),
-                       "ignored (255)": rgb_of(IGNORE_INDEX)}
+    assert colours == {
+        "background": rgb_of(0),
+        CLASSES[1]: rgb_of(2),
+        CLASSES[4]: rgb_of(5),
+        "ignored (255)": rgb_of(IGNORE_INDEX),
+    }
 
 
 def test_add_class_legend_without_values_lists_every_class():
@@ -169,7 +180,11 @@ def test_add_class_legend_makes_room_below_a_tight_layout():
 def scenes():
     """3 images of different sizes with true and predicted masks; class 2 (value 3) is in both rows."""
     images = [torch.rand(3, 8, 8), torch.rand(3, 8, 16), (torch.rand(3, 6, 6) * 255).to(torch.uint8)]
-    true = [torch.zeros(8, 8, dtype=torch.long), torch.zeros(8, 16, dtype=torch.long), torch.zeros(6, 6, dtype=torch.long)]
+    true = [
+        torch.zeros(8, 8, dtype=torch.long),
+        torch.zeros(8, 16, dtype=torch.long),
+        torch.zeros(6, 6, dtype=torch.long),
+    ]
     predicted = [m.clone() for m in true]
     true[0][:4, :4] = 3
     true[1][:, 10:] = 6
@@ -213,10 +228,17 @@ def test_show_segmentations_legend_lists_exactly_the_classes_present():
     images, rows = scenes()
     colours, labels = legend_of(show_segmentations(images, rows, CLASSES))
     assert labels == ["background", CLASSES[2], CLASSES[5], "ignored (255)"]
-    assert all(colours[name] == rgb_of(value) for name, value in
-               [("background", 0), (CLASSES[2], 3), (CLASSES[5], 6), ("ignored (255)", IGNORE_INDEX)])
-    rows = {"true": [torch.zeros(8, 8, dtype=torch.long), torch.ones(8, 16, dtype=torch.long),
-                     torch.zeros(6, 6, dtype=torch.long)]}
+    assert all(
+        colours[name] == rgb_of(value)
+        for name, value in [("background", 0), (CLASSES[2], 3), (CLASSES[5], 6), ("ignored (255)", IGNORE_INDEX)]
+    )
+    rows = {
+        "true": [
+            torch.zeros(8, 8, dtype=torch.long),
+            torch.ones(8, 16, dtype=torch.long),
+            torch.zeros(6, 6, dtype=torch.long),
+        ]
+    }
     assert legend_of(show_segmentations(images, rows, CLASSES))[1] == ["background", CLASSES[0]]
     assert not show_segmentations(images, rows, CLASSES, legend=False).legends
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import types
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -119,8 +119,9 @@ class _Exercise:
         """The error to raise when the learner's code raised `error` for `case`."""
         if isinstance(error, NotImplementedError):
             return self.error(NOT_WRITTEN)
-        return self.error(f"{case}, your code raised {type(error).__name__}: {_first_line(error)}"
-                          + (f" ({hint})" if hint else ""))
+        return self.error(
+            f"{case}, your code raised {type(error).__name__}: {_first_line(error)}" + (f" ({hint})" if hint else "")
+        )
 
     def run(self, case: str, function: Callable, *args, explain: Callable[[Exception], str | None] | None = None):
         """function(*args), with any error it raises turned into a SelfCheckError about `case`.
@@ -136,38 +137,55 @@ class _Exercise:
         hint = None if isinstance(crash, NotImplementedError) or explain is None else explain(crash)
         raise self.crash(case, crash, hint) from None
 
-    def expect_tensor(self, case: str, got, shape, *, why: str = "",
-                      shape_hint: Callable[[tuple], str | None] | None = None) -> torch.Tensor:
+    def expect_tensor(
+        self, case: str, got, shape, *, why: str = "", shape_hint: Callable[[tuple], str | None] | None = None
+    ) -> torch.Tensor:
         """Raise unless `got` is a torch.Tensor of `shape`; shape_hint(wrong shape) may name a mistake."""
         __tracebackhide__ = True
         shape = tuple(shape)
         if got is None:
             raise self.error(f"{case}, your function returned None: did you forget `return`?")
         if not isinstance(got, torch.Tensor):
-            raise self.error(f"{case}, expected a torch.Tensor of shape {_shape(shape)}, got {_describe(got)}: "
-                             f"{_make_a_tensor_hint(got)}{why}")
+            raise self.error(
+                f"{case}, expected a torch.Tensor of shape {_shape(shape)}, got {_describe(got)}: "
+                f"{_make_a_tensor_hint(got)}{why}"
+            )
         if tuple(got.shape) != shape:
             hint = shape_hint(tuple(got.shape)) if shape_hint else None
-            raise self.error(f"{case}, expected a torch.Tensor of shape {_shape(shape)}, got shape "
-                             f"{_shape(got.shape)}" + (f": {hint}" if hint else ""))
+            raise self.error(
+                f"{case}, expected a torch.Tensor of shape {_shape(shape)}, got shape "
+                f"{_shape(got.shape)}" + (f": {hint}" if hint else "")
+            )
         return got
 
-    def expect_gradients(self, case: str, output: torch.Tensor, upstream: torch.Tensor,
-                         inputs: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], consequence: str) -> None:
+    def expect_gradients(
+        self,
+        case: str,
+        output: torch.Tensor,
+        upstream: torch.Tensor,
+        inputs: dict[str, torch.Tensor],
+        expected: dict[str, torch.Tensor],
+        consequence: str,
+    ) -> None:
         """Raise unless the gradients of (output * upstream).sum() reach `inputs` and equal `expected`."""
         __tracebackhide__ = True
         got = _gradients(output, upstream, list(inputs.values()))
         if isinstance(got, Exception):
-            raise self.error(f"{case}, backpropagating through your result raised {type(got).__name__}: "
-                             f"{_first_line(got)}")
+            raise self.error(
+                f"{case}, backpropagating through your result raised {type(got).__name__}: {_first_line(got)}"
+            )
         missing = [name for name, grad in zip(inputs, got) if grad is None]
         if missing:
-            raise self.error(f"{case}, no gradient reaches {_join(missing)}: the result was computed under "
-                             f"torch.no_grad(), or from .detach() or .data, so {consequence}")
+            raise self.error(
+                f"{case}, no gradient reaches {_join(missing)}: the result was computed under "
+                f"torch.no_grad(), or from .detach() or .data, so {consequence}"
+            )
         for name, grad in zip(inputs, got):
             if not torch.allclose(grad, expected[name], rtol=1e-4, atol=1e-5):
-                raise self.error(f"{case}, the gradient reaching {name} differs from the reference's by up to "
-                                 f"{(grad - expected[name]).abs().max().item():.3g}")
+                raise self.error(
+                    f"{case}, the gradient reaching {name} differs from the reference's by up to "
+                    f"{(grad - expected[name]).abs().max().item():.3g}"
+                )
 
 
 def _gradients(output: torch.Tensor, upstream: torch.Tensor, inputs: list[torch.Tensor]):
@@ -197,9 +215,11 @@ def _self_check(check: Callable) -> Callable:
 
     (The checks seed their own test data; the notebook's next cells must not notice.)
     """
+
     @functools.wraps(check)
     def run_check(*args, **kwargs):
         __tracebackhide__ = True
         with torch.random.fork_rng(devices=[]):
             return check(*args, **kwargs)
+
     return run_check

@@ -8,7 +8,7 @@ weights are loaded into the learner's layers in that order and the outputs compa
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -88,27 +88,35 @@ def _build_backbone(exercise: _Exercise, make_backbone: Callable, width: int) ->
             raise exercise.error(f"make_backbone({width}) returned None: did you forget `return`?")
         raise exercise.error(f"make_backbone({width}) should give an nn.Module, got {_describe(model)}")
     if any(isinstance(module, VGG11Backbone) for module in model.modules()):
-        raise exercise.error("that is the course's VGG11Backbone: build the layers yourself "
-                             "(nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)")
+        raise exercise.error(
+            "that is the course's VGG11Backbone: build the layers yourself "
+            "(nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)"
+        )
     hidden = _unregistered_layers(model)
     if hidden:
-        raise exercise.error(f"the layers in {_join(hidden)} are invisible to PyTorch: a plain Python list or "
-                             "dict does not register them, so their parameters are not in model.parameters() "
-                             "(never trained, never moved to the GPU, not saved): use nn.ModuleList or "
-                             "nn.Sequential (or nn.ModuleDict)")
+        raise exercise.error(
+            f"the layers in {_join(hidden)} are invisible to PyTorch: a plain Python list or "
+            "dict does not register them, so their parameters are not in model.parameters() "
+            "(never trained, never moved to the GPU, not saved): use nn.ModuleList or "
+            "nn.Sequential (or nn.ModuleDict)"
+        )
     return model
 
 
 def _count_hint(difference: int, per_channel: int, has_batchnorm: bool) -> str | None:
     """Name the mistake behind a parameter count `difference` (got - expected), if it is a known one."""
     if difference == -per_channel:
-        return ("the convolutions have no bias (one number short per output channel): VGG11-BN keeps "
-                "nn.Conv2d's default bias=True, so that torchvision's weights fit")
+        return (
+            "the convolutions have no bias (one number short per output channel): VGG11-BN keeps "
+            "nn.Conv2d's default bias=True, so that torchvision's weights fit"
+        )
     if difference == -2 * per_channel:
         if has_batchnorm:
             return "the BatchNorm layers have no weight and bias (affine=False): keep the default affine=True"
-        return ("no BatchNorm (two numbers, weight and bias, short per channel): add nn.BatchNorm2d(C) after "
-                "each convolution")
+        return (
+            "no BatchNorm (two numbers, weight and bias, short per channel): add nn.BatchNorm2d(C) after "
+            "each convolution"
+        )
     if difference == -3 * per_channel:
         return "no BatchNorm, and convolutions without bias: each layer is Conv2d(bias=True) -> BatchNorm2d -> ReLU"
     return None
@@ -122,12 +130,14 @@ def _check_parameter_count(exercise: _Exercise, model: nn.Module, width: int) ->
         return None
     per_channel = sum(channels for channels, _ in _vgg_layers(width))
     has_batchnorm = any(isinstance(module, nn.BatchNorm2d) for module in model.modules())
-    message = (f"expected {expected:,} parameters at width {width}, got {got:,} (difference {got - expected:+,})")
+    message = f"expected {expected:,} parameters at width {width}, got {got:,} (difference {got - expected:+,})"
     hint = _count_hint(got - expected, per_channel, has_batchnorm)
     if hint:
         raise exercise.error(f"{message}: {hint}")
-    return (f"{message}: a conv3x3 from C_in to C_out has 9*C_in*C_out + C_out parameters, a BatchNorm over C "
-            "channels 2*C: compare your layers with the table above")
+    return (
+        f"{message}: a conv3x3 from C_in to C_out has 9*C_in*C_out + C_out parameters, a BatchNorm over C "
+        "channels 2*C: compare your layers with the table above"
+    )
 
 
 def _layers_used(calls: list[dict], kind: type) -> list[dict]:
@@ -146,21 +156,30 @@ def _check_convolutions(exercise: _Exercise, mine: list[dict], reference: list[d
             raise exercise.error(f"{which} was already used before: each layer needs its own nn.Conv2d")
         seen.add(conv)
         if conv.weight.shape != ref_conv.weight.shape:
-            hint = ("3x3 kernels" if conv.weight.shape[-2:] != ref_conv.weight.shape[-2:]
-                    else f"at width {width} the layers have {channels} output channels, from 3 input channels")
-            raise exercise.error(f"{which} has weight shape {_shape(conv.weight.shape)} (C_out, C_in, kh, kw), "
-                                 f"expected {_shape(ref_conv.weight.shape)} ({hint})")
+            hint = (
+                "3x3 kernels"
+                if conv.weight.shape[-2:] != ref_conv.weight.shape[-2:]
+                else f"at width {width} the layers have {channels} output channels, from 3 input channels"
+            )
+            raise exercise.error(
+                f"{which} has weight shape {_shape(conv.weight.shape)} (C_out, C_in, kh, kw), "
+                f"expected {_shape(ref_conv.weight.shape)} ({hint})"
+            )
         if conv.bias is None:
             raise exercise.error(f"{which} has no bias: VGG11-BN keeps nn.Conv2d's default bias=True")
         if call["output"] is not None and call["output"] != call["input"]:
-            raise exercise.error(f"{which} turns {call['input'][0]}x{call['input'][1]} maps into "
-                                 f"{call['output'][0]}x{call['output'][1]}: convolutions without padding shrink "
-                                 "the map; use padding=1 so that a 3x3 convolution keeps the size")
+            raise exercise.error(
+                f"{which} turns {call['input'][0]}x{call['input'][1]} maps into "
+                f"{call['output'][0]}x{call['output'][1]}: convolutions without padding shrink "
+                "the map; use padding=1 so that a 3x3 convolution keeps the size"
+            )
         if call["input"] != ref["input"]:
             (h, w), (ref_h, ref_w) = call["input"], ref["input"]
             mistake = "a pool is missing or comes too late" if h > ref_h else "a pool too many, or one too early"
-            raise exercise.error(f"{which} sees {h}x{w} maps, expected {ref_h}x{ref_w}: {mistake} (VGG11 "
-                                 f"max-pools 2x2 after layers {pools} only)")
+            raise exercise.error(
+                f"{which} sees {h}x{w} maps, expected {ref_h}x{ref_w}: {mistake} (VGG11 "
+                f"max-pools 2x2 after layers {pools} only)"
+            )
 
 
 def _check_batchnorms(exercise: _Exercise, mine: list[dict], reference: list[dict]) -> None:
@@ -172,12 +191,14 @@ def _check_batchnorms(exercise: _Exercise, mine: list[dict], reference: list[dic
             raise exercise.error(f"{which} was already used before: each layer needs its own nn.BatchNorm2d")
         seen.add(norm)
         if norm.num_features != ref["module"].num_features or norm.weight is None or norm.running_mean is None:
-            raise exercise.error(f"{which} is {norm}, expected {ref['module']} (with its default affine weight "
-                                 "and running statistics)")
+            raise exercise.error(
+                f"{which} is {norm}, expected {ref['module']} (with its default affine weight and running statistics)"
+            )
 
 
-def _check_all_used(exercise: _Exercise, model: nn.Module, kind: type, name: str, mine: list[dict],
-                    theirs: list[dict]) -> None:
+def _check_all_used(
+    exercise: _Exercise, model: nn.Module, kind: type, name: str, mine: list[dict], theirs: list[dict]
+) -> None:
     """After a whole forward pass: as many layers of this kind as the reference, and none left unused."""
     __tracebackhide__ = True
     used = {id(call["module"]) for call in mine}
@@ -185,15 +206,18 @@ def _check_all_used(exercise: _Exercise, model: nn.Module, kind: type, name: str
     never = f"{unused} of your {name} layers {'is' if unused == 1 else 'are'} never used in forward"
     if len(mine) != len(theirs):
         hint = never if unused else ("no BatchNorm: each layer is conv -> BatchNorm -> ReLU" if not mine else None)
-        raise exercise.error(f"forward uses {len(mine)} {name} layers, expected {len(theirs)}"
-                             + (f" ({hint})" if hint else ""))
+        raise exercise.error(
+            f"forward uses {len(mine)} {name} layers, expected {len(theirs)}" + (f" ({hint})" if hint else "")
+        )
     if unused:
-        raise exercise.error(f"{never}: create only the layers forward uses, as their parameters are counted "
-                             "(and saved) all the same")
+        raise exercise.error(
+            f"{never}: create only the layers forward uses, as their parameters are counted (and saved) all the same"
+        )
 
 
-def _check_layers_used(exercise: _Exercise, model: nn.Module, calls: list[dict], reference: list[dict],
-                       width: int, complete: bool) -> tuple[list[nn.Module], list[nn.Module]]:
+def _check_layers_used(
+    exercise: _Exercise, model: nn.Module, calls: list[dict], reference: list[dict], width: int, complete: bool
+) -> tuple[list[nn.Module], list[nn.Module]]:
     """Check the convolutions and BatchNorms forward used (all of them if `complete`): return them in order."""
     __tracebackhide__ = True
     convs, reference_convs = _layers_used(calls, nn.Conv2d), _layers_used(reference, nn.Conv2d)
@@ -214,8 +238,12 @@ def _reference_backbone(width: int) -> nn.Module:
     with torch.no_grad():
         for module in reference.modules():
             if isinstance(module, nn.BatchNorm2d):
-                for tensor, (low, high) in ((module.weight, (0.5, 1.5)), (module.bias, (-0.2, 0.2)),
-                                            (module.running_mean, (-0.5, 0.5)), (module.running_var, (0.5, 2.0))):
+                for tensor, (low, high) in (
+                    (module.weight, (0.5, 1.5)),
+                    (module.bias, (-0.2, 0.2)),
+                    (module.running_mean, (-0.5, 0.5)),
+                    (module.running_var, (0.5, 2.0)),
+                ):
                     tensor.uniform_(low, high, generator=generator)
     return reference.eval()
 
@@ -242,13 +270,21 @@ def _load_in_order(exercise: _Exercise, sources: list[nn.Module], targets: list[
                 mine = getattr(target, name, None)
                 if mine is None or mine.shape != getattr(source, name).shape:
                     got = "none" if mine is None else f"shape {_shape(mine.shape)}"
-                    raise exercise.error(f"the {_ordinal(index)} {what} used in forward has {name} {got}, expected "
-                                         f"shape {_shape(getattr(source, name).shape)}")
+                    raise exercise.error(
+                        f"the {_ordinal(index)} {what} used in forward has {name} {got}, expected "
+                        f"shape {_shape(getattr(source, name).shape)}"
+                    )
                 mine.copy_(getattr(source, name))
 
 
-def _vgg_forward(x: torch.Tensor, convs: list[nn.Module], norms: list[nn.Module], width: int,
-                 order: tuple[str, ...] = ("conv", "bn", "relu"), pool: Callable = F.max_pool2d) -> torch.Tensor:
+def _vgg_forward(
+    x: torch.Tensor,
+    convs: list[nn.Module],
+    norms: list[nn.Module],
+    width: int,
+    order: tuple[str, ...] = ("conv", "bn", "relu"),
+    pool: Callable = F.max_pool2d,
+) -> torch.Tensor:
     """The backbone's forward from its layers, with another layer order or pooling for the variants."""
     for conv, norm, (_, pooled) in zip(convs, norms, _vgg_layers(width)):
         for step in order:
@@ -262,21 +298,29 @@ def _backbone_variants(x, convs, norms, width) -> list[tuple[torch.Tensor, str]]
     """(output, hint) of typical wrong backbones with the reference's weights."""
     with torch.no_grad():
         return [
-            (_vgg_forward(x, convs, norms, width, order=("conv", "relu", "bn")),
-             "ReLU comes before BatchNorm: each layer is conv -> BatchNorm -> ReLU"),
-            (_vgg_forward(x, convs, norms, width, pool=F.avg_pool2d),
-             "the pools average: VGG uses max pooling, nn.MaxPool2d(2)"),
-            (_vgg_forward(x, convs, norms, width, order=("conv", "bn")),
-             "there is no ReLU: each layer is conv -> BatchNorm -> ReLU"),
+            (
+                _vgg_forward(x, convs, norms, width, order=("conv", "relu", "bn")),
+                "ReLU comes before BatchNorm: each layer is conv -> BatchNorm -> ReLU",
+            ),
+            (
+                _vgg_forward(x, convs, norms, width, pool=F.avg_pool2d),
+                "the pools average: VGG uses max pooling, nn.MaxPool2d(2)",
+            ),
+            (
+                _vgg_forward(x, convs, norms, width, order=("conv", "bn")),
+                "there is no ReLU: each layer is conv -> BatchNorm -> ReLU",
+            ),
         ]
 
 
 def _stride_hint(expected: tuple) -> Callable[[tuple], str]:
     def hint(shape: tuple) -> str:
         if shape[:2] == expected[:2] and shape[2:] == (expected[2] // 2, expected[3] // 2):
-            return ("output stride 32: there is a fifth pool (pool5) after the last layer; the backbone stops at "
-                    "stride 16")
+            return (
+                "output stride 32: there is a fifth pool (pool5) after the last layer; the backbone stops at stride 16"
+            )
         return "four 2x2 max pools: stride 16, no pool after the last layer"
+
     return hint
 
 
@@ -286,15 +330,24 @@ def _check_width_is_used(exercise: _Exercise, make_backbone: Callable, full: nn.
     small = _build_backbone(exercise, make_backbone, width)
     count = count_parameters(small)
     if count == count_parameters(full) != count_parameters(VGG11Backbone(width)):
-        raise exercise.error(f"make_backbone({width}) has {count:,} parameters, as many as make_backbone(64): "
-                             "width is not used; every layer's channels scale with it (width, 2*width, 4*width, "
-                             "8*width)")
+        raise exercise.error(
+            f"make_backbone({width}) has {count:,} parameters, as many as make_backbone(64): "
+            "width is not used; every layer's channels scale with it (width, 2*width, 4*width, "
+            "8*width)"
+        )
     return small
 
 
-def _compare_backbone_outputs(exercise: _Exercise, case: str, model: nn.Module, x: torch.Tensor,
-                              expected: torch.Tensor, convs: list[nn.Module], norms: list[nn.Module],
-                              width: int) -> None:
+def _compare_backbone_outputs(
+    exercise: _Exercise,
+    case: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    expected: torch.Tensor,
+    convs: list[nn.Module],
+    norms: list[nn.Module],
+    width: int,
+) -> None:
     """model(x) in eval mode must equal the reference's output, else name the variant it matches."""
     __tracebackhide__ = True
     with torch.no_grad():
@@ -302,9 +355,11 @@ def _compare_backbone_outputs(exercise: _Exercise, case: str, model: nn.Module, 
     got = exercise.expect_tensor(case, got, expected.shape, shape_hint=_stride_hint(tuple(expected.shape)))
     if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
         hint = _first_match(got, _backbone_variants(x, convs, norms, width), atol=1e-4)
-        raise exercise.error(f"{case}, same weights and statistics as the reference, different outputs (max "
-                             f"difference {(got - expected).abs().max().item():.3g}): "
-                             + (hint or "check the order conv -> BatchNorm -> ReLU in every layer, and the pools"))
+        raise exercise.error(
+            f"{case}, same weights and statistics as the reference, different outputs (max "
+            f"difference {(got - expected).abs().max().item():.3g}): "
+            + (hint or "check the order conv -> BatchNorm -> ReLU in every layer, and the pools")
+        )
 
 
 @_self_check

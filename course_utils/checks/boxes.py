@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -44,16 +44,24 @@ def _box_mistakes(mask: torch.Tensor, expected: list[int]) -> list[tuple[list[in
     size = "that is (x, y, width, height): the box is given by its corners [x_min, y_min, x_max, y_max]"
     return [
         ([y0, x0, y1, x1], "x and y are swapped: x is the column index, y the row index"),
-        ([x0, y0, x1 + 1, y1 + 1], "x_max and y_max are one too large: the box is inclusive (the last object "
-                                   "pixel), like torchvision's masks_to_boxes"),
+        (
+            [x0, y0, x1 + 1, y1 + 1],
+            "x_max and y_max are one too large: the box is inclusive (the last object "
+            "pixel), like torchvision's masks_to_boxes",
+        ),
         ([x0, x1, y0, y1], "the order is [x_min, x_max, y_min, y_max]: the box is [x_min, y_min, x_max, y_max]"),
         ([x0, y0, x1 - x0 + 1, y1 - y0 + 1], size),
         ([x0, y0, x1 - x0, y1 - y0], size),
-        ([first_x, first_y, last_x, last_y], "x_min > x_max: that is the first and the last object pixel (in "
-                                             "reading order), not the smallest and largest column and row: use "
-                                             "min() and max()"),
-        (_box_of(mask != 0), "pixels marked 255 are 'ignore', not part of the object: leave them out, e.g. "
-                             "(mask != 0) & (mask != 255)"),
+        (
+            [first_x, first_y, last_x, last_y],
+            "x_min > x_max: that is the first and the last object pixel (in "
+            "reading order), not the smallest and largest column and row: use "
+            "min() and max()",
+        ),
+        (
+            _box_of(mask != 0),
+            "pixels marked 255 are 'ignore', not part of the object: leave them out, e.g. (mask != 0) & (mask != 255)",
+        ),
     ]
 
 
@@ -73,11 +81,18 @@ def check_mask_to_box(mask_to_box: Callable[[torch.Tensor], torch.Tensor]) -> No
         case = f"for {description}"
         given = mask.clone()
         got = exercise.run(case, mask_to_box, given)
-        got = exercise.expect_tensor(case, got, (4,), shape_hint=_box_shape_hint, why=(
-            ": the next cell passes the box to draw_box, which needs a tensor (it calls box.reshape(1, 4))"))
+        got = exercise.expect_tensor(
+            case,
+            got,
+            (4,),
+            shape_hint=_box_shape_hint,
+            why=(": the next cell passes the box to draw_box, which needs a tensor (it calls box.reshape(1, 4))"),
+        )
         if not torch.equal(given, mask):
-            raise exercise.error(f"{case}, your function changed the mask it was given (the notebook uses that "
-                                 "mask again): leave it as it is, e.g. build objects = (mask != 0) & (mask != 255)")
+            raise exercise.error(
+                f"{case}, your function changed the mask it was given (the notebook uses that "
+                "mask again): leave it as it is, e.g. build objects = (mask != 0) & (mask != 255)"
+            )
         expected = bounding_box(mask).long().tolist()
         if not torch.equal(got.double(), torch.tensor(expected, dtype=torch.double)):
             shown = [int(v) if float(v).is_integer() else round(v, 3) for v in got.double().tolist()]

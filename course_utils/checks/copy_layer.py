@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
 from ._common import _Exercise, _self_check, _shape
-
 
 #: (K classes, C channels): not the notebook's 7 and 512, so that hard-coded sizes show.
 _COPY_SIZES = [(5, 12), (3, 20)]
@@ -18,12 +17,17 @@ def _copy_error_hint(classes: int, channels: int) -> Callable[[Exception], str |
     def explain(error: Exception) -> str | None:
         text = str(error)
         if "leaf Variable that requires grad" in text:
-            return ("wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a "
-                    "Parameter it tracks")
+            return (
+                "wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a "
+                "Parameter it tracks"
+            )
         if "shape" in text or "size" in text:
-            return (f"this check uses fc = nn.Linear({channels}, {classes}), not the notebook's 512 channels and 7 "
-                    "classes: use fc's shapes, e.g. fc.weight.reshape(conv.weight.shape), not numbers")
+            return (
+                f"this check uses fc = nn.Linear({channels}, {classes}), not the notebook's 512 channels and 7 "
+                "classes: use fc's shapes, e.g. fc.weight.reshape(conv.weight.shape), not numbers"
+            )
         return None
+
     return explain
 
 
@@ -37,44 +41,61 @@ def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     return changed
 
 
-def _check_copy_in_place(exercise: _Exercise, size: str, fc: nn.Linear, conv: nn.Conv2d,
-                         originals: dict[str, torch.Tensor]) -> None:
+def _check_copy_in_place(
+    exercise: _Exercise, size: str, fc: nn.Linear, conv: nn.Conv2d, originals: dict[str, torch.Tensor]
+) -> None:
     """conv's weight and bias must be its own Parameters, filled in place, sharing nothing with fc."""
     __tracebackhide__ = True
     for name in ("weight", "bias"):
         mine = getattr(conv, name)
         if mine is not None and _shares_memory(mine, getattr(fc, name)):
-            raise exercise.error(f"{size}: conv.{name} shares memory with fc.{name}, so training one would change "
-                                 "the other: copy the values with conv.weight.copy_(...) inside torch.no_grad()")
+            raise exercise.error(
+                f"{size}: conv.{name} shares memory with fc.{name}, so training one would change "
+                "the other: copy the values with conv.weight.copy_(...) inside torch.no_grad()"
+            )
     for name in ("weight", "bias"):
         if getattr(conv, name) is not originals[name]:
-            raise exercise.error(f"{size}: conv.{name} is a new nn.Parameter, so an optimizer (or a hook) holding "
-                                 f"the old one would not see the copy: copy into the existing Parameter in place, "
-                                 f"conv.{name}.copy_(...) inside torch.no_grad()")
+            raise exercise.error(
+                f"{size}: conv.{name} is a new nn.Parameter, so an optimizer (or a hook) holding "
+                f"the old one would not see the copy: copy into the existing Parameter in place, "
+                f"conv.{name}.copy_(...) inside torch.no_grad()"
+            )
 
 
-def _check_copied_values(exercise: _Exercise, size: str, conv: nn.Conv2d, weight: torch.Tensor,
-                         bias: torch.Tensor, initial_weight: torch.Tensor) -> None:
+def _check_copied_values(
+    exercise: _Exercise,
+    size: str,
+    conv: nn.Conv2d,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    initial_weight: torch.Tensor,
+) -> None:
     __tracebackhide__ = True
     classes, channels = weight.shape
     if tuple(conv.weight.shape) != (classes, channels, 1, 1):
-        raise exercise.error(f"{size}: expected conv.weight of shape {(classes, channels, 1, 1)}, got "
-                             f"{_shape(conv.weight.shape)}")
+        raise exercise.error(
+            f"{size}: expected conv.weight of shape {(classes, channels, 1, 1)}, got {_shape(conv.weight.shape)}"
+        )
     got = conv.weight.detach().flatten(1)
     if not torch.equal(got, weight):
         if torch.equal(conv.weight.detach(), initial_weight):
             hint = "conv.weight was not changed"
         elif torch.equal(got.flatten().sort().values, weight.flatten().sort().values):
-            hint = ("fc's numbers in the wrong places: fc.weight is (K, C) = (classes, channels) like conv.weight "
-                    "(K, C, 1, 1): reshape it, or add two dimensions, without transposing")
+            hint = (
+                "fc's numbers in the wrong places: fc.weight is (K, C) = (classes, channels) like conv.weight "
+                "(K, C, 1, 1): reshape it, or add two dimensions, without transposing"
+            )
         else:
             hint = "conv.weight[k, c, 0, 0] must be fc.weight[k, c]"
-        raise exercise.error(f"{size}: conv.weight differs from fc.weight by up to "
-                             f"{(got - weight).abs().max().item():.3g} ({hint})")
+        raise exercise.error(
+            f"{size}: conv.weight differs from fc.weight by up to {(got - weight).abs().max().item():.3g} ({hint})"
+        )
     if conv.bias is None or not torch.equal(conv.bias.detach(), bias):
         got_bias = "None" if conv.bias is None else f"{conv.bias.detach()[:3].tolist()}..."
-        raise exercise.error(f"{size}: expected conv.bias == fc.bias = {bias[:3].tolist()}..., got {got_bias} "
-                             "(the bias was not copied: every class score would be off by a constant)")
+        raise exercise.error(
+            f"{size}: expected conv.bias == fc.bias = {bias[:3].tolist()}..., got {got_bias} "
+            "(the bias was not copied: every class score would be off by a constant)"
+        )
 
 
 @_self_check
@@ -94,9 +115,11 @@ def check_copy_last_layer(copy_last_layer: Callable[[nn.Linear, nn.Conv2d], None
         if not (torch.equal(fc.weight.detach(), weight) and torch.equal(fc.bias.detach(), bias)):
             raise exercise.error(f"{size}: fc was changed: copy from fc into conv, not the other way round")
         if isinstance(result, nn.Module) and result is not conv and torch.equal(conv.weight.detach(), initial_weight):
-            raise exercise.error(f"{size}: you returned a new {type(result).__name__}, but the conv you were given "
-                                 "is unchanged: the network holds that conv, so fill its weight and bias in place "
-                                 "(conv.weight.copy_(...) inside torch.no_grad())")
+            raise exercise.error(
+                f"{size}: you returned a new {type(result).__name__}, but the conv you were given "
+                "is unchanged: the network holds that conv, so fill its weight and bias in place "
+                "(conv.weight.copy_(...) inside torch.no_grad())"
+            )
         _check_copy_in_place(exercise, size, fc, conv, originals)
         _check_copied_values(exercise, size, conv, weight, bias, initial_weight)
         features = torch.randn(2, channels, 3, 5)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ._common import _Exercise, _first_match, _self_check
-
 
 #: Odd-sized maps first (pool5 drops their last row or column), a batch of one first.
 _HEAD_SHAPES = [(1, 12, 5, 7), (2, 12, 7, 3), (2, 12, 4, 6)]
@@ -28,11 +27,15 @@ def _head_mistakes(features: torch.Tensor, fc: nn.Linear, expected: torch.Tensor
     with torch.no_grad():
         return [
             (fc(features.mean(dim=(2, 3))), "pool5 is missing: max-pool 2x2 (F.max_pool2d(x, 2)) before the average"),
-            (fc(F.avg_pool2d(features, 2).mean(dim=(2, 3))), "pool5 is an average pool: use max pooling, "
-                                                             "F.max_pool2d(x, 2) or nn.MaxPool2d(2)"),
-            (fc(F.max_pool2d(features, 2, ceil_mode=True).mean(dim=(2, 3))),
-             "pool5 rounds up (ceil_mode=True): nn.MaxPool2d(2) rounds down, dropping the last row or column of an "
-             "odd-sized map"),
+            (
+                fc(F.avg_pool2d(features, 2).mean(dim=(2, 3))),
+                "pool5 is an average pool: use max pooling, F.max_pool2d(x, 2) or nn.MaxPool2d(2)",
+            ),
+            (
+                fc(F.max_pool2d(features, 2, ceil_mode=True).mean(dim=(2, 3))),
+                "pool5 rounds up (ceil_mode=True): nn.MaxPool2d(2) rounds down, dropping the last row or column of an "
+                "odd-sized map",
+            ),
             (fc(pooled.amax(dim=(2, 3))), global_max),
             (fc(features.amax(dim=(2, 3))), global_max),
             (expected.softmax(dim=1), logits),
@@ -51,21 +54,29 @@ def _head_error_hint(features: torch.Tensor, fc: nn.Linear) -> Callable[[Excepti
             return None
         flat = {channels * height * width, channels * (height // 2) * (width // 2)}
         if any(f"{batch}x{n}" in text for n in flat):
-            return (f"fc expects C = {channels} numbers per image: global average pooling gives exactly C for any "
-                    "map size, while flattening the map gives C*h*w")
-        return (f"fc expects (N, C) = ({batch}, {channels}): average over dims 2 and 3 (or flatten(1) after "
-                "nn.AdaptiveAvgPool2d(1)) before fc")
+            return (
+                f"fc expects C = {channels} numbers per image: global average pooling gives exactly C for any "
+                "map size, while flattening the map gives C*h*w"
+            )
+        return (
+            f"fc expects (N, C) = ({batch}, {channels}): average over dims 2 and 3 (or flatten(1) after "
+            "nn.AdaptiveAvgPool2d(1)) before fc"
+        )
+
     return explain
 
 
 def _head_shape_hint(batch: int, channels: int, classes: int) -> Callable[[tuple], str | None]:
     def hint(shape: tuple) -> str | None:
         if batch == 1 and shape == (classes,):
-            return (".squeeze() dropped the batch dimension for a batch of one image: use .flatten(1), or the mean "
-                    "over dims (2, 3), which keeps N")
+            return (
+                ".squeeze() dropped the batch dimension for a batch of one image: use .flatten(1), or the mean "
+                "over dims (2, 3), which keeps N"
+            )
         if shape == (batch, channels):
             return f"that is the pooled features (C = {channels} per image): apply fc to get the {classes} class scores"
         return None
+
     return hint
 
 
@@ -86,19 +97,30 @@ def check_classifier_head(head: Callable[[torch.Tensor, nn.Linear], torch.Tensor
         reference_fc, reference_in = copy.deepcopy(fc), features.clone().requires_grad_()
         expected = _head_reference(reference_in, reference_fc)
         upstream = torch.randn(expected.shape, generator=generator)
-        expected_grads = dict(zip(("fc.weight", "fc.bias", "the features"), torch.autograd.grad(
-            expected, [reference_fc.weight, reference_fc.bias, reference_in], upstream)))
+        expected_grads = dict(
+            zip(
+                ("fc.weight", "fc.bias", "the features"),
+                torch.autograd.grad(expected, [reference_fc.weight, reference_fc.bias, reference_in], upstream),
+            )
+        )
 
         my_fc, my_in = copy.deepcopy(fc), features.clone().requires_grad_()
         got = exercise.run(case, head, my_in, my_fc, explain=_head_error_hint(features, fc))
-        got = exercise.expect_tensor(case, got, expected.shape,
-                                     shape_hint=_head_shape_hint(shape[0], shape[1], fc.out_features))
+        got = exercise.expect_tensor(
+            case, got, expected.shape, shape_hint=_head_shape_hint(shape[0], shape[1], fc.out_features)
+        )
         if not torch.allclose(got.detach().double(), expected.detach().double(), rtol=1e-4, atol=1e-5):
             hint = _first_match(got.detach(), _head_mistakes(features, fc, expected.detach()))
-            raise exercise.error(f"{case}, scores differ from pool5 -> GAP -> fc by up to "
-                                 f"{(got.detach() - expected.detach()).abs().max().item():.3g}"
-                                 + (f" ({hint})" if hint else ""))
-        exercise.expect_gradients(case, got, upstream,
-                                  {"fc.weight": my_fc.weight, "fc.bias": my_fc.bias, "the features": my_in},
-                                  expected_grads, "the backbone and fc could not learn")
+            raise exercise.error(
+                f"{case}, scores differ from pool5 -> GAP -> fc by up to "
+                f"{(got.detach() - expected.detach()).abs().max().item():.3g}" + (f" ({hint})" if hint else "")
+            )
+        exercise.expect_gradients(
+            case,
+            got,
+            upstream,
+            {"fc.weight": my_fc.weight, "fc.bias": my_fc.bias, "the features": my_in},
+            expected_grads,
+            "the backbone and fc could not learn",
+        )
     exercise.passed(f"pool5 -> global average pooling -> fc, right for {len(_HEAD_SHAPES)} feature-map sizes.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from ..models import bilinear_kernel, bilinear_upsampler, match_size
 from ._common import _Exercise, _first_match, _self_check
-
 
 # =========================================================================== notebook 5: the bilinear kernel
 
@@ -28,9 +27,12 @@ def _kernel_shape_hint(factor: int) -> Callable[[tuple], str | None]:
         if shape == (size,):
             return "that is the 1-D ramp: the 2-D kernel is the outer product ramp[:, None] * ramp[None, :]"
         if shape in ((size - 1, size - 1), (size + 1, size + 1)):
-            return (f"a kernel of size {shape[0]}: for a stride-{factor} transposed convolution it is 2 * factor = "
-                    f"{size} wide, an even size whose centre lies between its two middle pixels, at factor - 0.5")
+            return (
+                f"a kernel of size {shape[0]}: for a stride-{factor} transposed convolution it is 2 * factor = "
+                f"{size} wide, an even size whose centre lies between its two middle pixels, at factor - 0.5"
+            )
         return None
+
     return hint
 
 
@@ -47,16 +49,29 @@ def check_bilinear_kernel(bilinear_kernel_2d: Callable[[int], torch.Tensor]) -> 
         if torch.allclose(got, expected, atol=1e-6):
             continue
         total = got.sum()
-        hint = _first_match(got, [(_ramp_kernel(factor, center), f"the centre is at {center}: for an even size 2f it "
-                                   f"lies between the two middle pixels, at factor - 0.5 = {factor - 0.5}")
-                                  for center in (factor, factor - 1)], atol=1e-6)
+        hint = _first_match(
+            got,
+            [
+                (
+                    _ramp_kernel(factor, center),
+                    f"the centre is at {center}: for an even size 2f it "
+                    f"lies between the two middle pixels, at factor - 0.5 = {factor - 0.5}",
+                )
+                for center in (factor, factor - 1)
+            ],
+            atol=1e-6,
+        )
         if hint is None and total != 0 and torch.allclose(got * expected.sum() / total, expected, atol=1e-6):
-            hint = (f"right shape, wrong scale: the kernel should sum to factor**2 = {factor * factor}, so that a "
-                    "constant stays constant")
+            hint = (
+                f"right shape, wrong scale: the kernel should sum to factor**2 = {factor * factor}, so that a "
+                "constant stays constant"
+            )
         elif hint is None and torch.allclose(total, expected.sum(), atol=1e-4):
             hint = "the sum is right: check where the centre is, factor - 0.5 for an even size"
-        raise exercise.error(f"{case}, first row expected {[round(v, 4) for v in expected[0].tolist()]}, "
-                             f"got {[round(v, 4) for v in got[0].tolist()]}" + (f" ({hint})" if hint else ""))
+        raise exercise.error(
+            f"{case}, first row expected {[round(v, 4) for v in expected[0].tolist()]}, "
+            f"got {[round(v, 4) for v in got[0].tolist()]}" + (f" ({hint})" if hint else "")
+        )
     exercise.passed("right kernels for factors 2, 4 and 8.")
 
 
@@ -90,16 +105,35 @@ def _fusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, nn.Module]]:
         learned.weight.copy_(torch.randn(learned.weight.shape, generator=generator) * 0.5)
         learned.bias.copy_(torch.randn(classes, generator=generator))
     specs = [
-        ("coarse (2, 3, 4, 6), skip (2, 3, 8, 12), upsample = bilinear_upsampler(3, 2) (gives 8x12)",
-         (4, 6), (8, 12), bilinear_upsampler(classes, 2)),
-        ("coarse (2, 3, 4, 5), skip (2, 3, 8, 10), upsample = nn.ConvTranspose2d(3, 3, 4, stride=2) with random "
-         "weights (gives 10x12: crop)", (4, 5), (8, 10), learned),
-        ("coarse (2, 3, 5, 3), skip (2, 3, 11, 7), upsample = bilinear_upsampler(3, 2) (gives 10x6: pad)",
-         (5, 3), (11, 7), bilinear_upsampler(classes, 2)),
+        (
+            "coarse (2, 3, 4, 6), skip (2, 3, 8, 12), upsample = bilinear_upsampler(3, 2) (gives 8x12)",
+            (4, 6),
+            (8, 12),
+            bilinear_upsampler(classes, 2),
+        ),
+        (
+            "coarse (2, 3, 4, 5), skip (2, 3, 8, 10), upsample = nn.ConvTranspose2d(3, 3, 4, stride=2) with random "
+            "weights (gives 10x12: crop)",
+            (4, 5),
+            (8, 10),
+            learned,
+        ),
+        (
+            "coarse (2, 3, 5, 3), skip (2, 3, 11, 7), upsample = bilinear_upsampler(3, 2) (gives 10x6: pad)",
+            (5, 3),
+            (11, 7),
+            bilinear_upsampler(classes, 2),
+        ),
     ]
-    return [(description, torch.randn(2, classes, *coarse, generator=generator),
-             torch.randn(2, classes, *skip, generator=generator), upsample)
-            for description, coarse, skip, upsample in specs]
+    return [
+        (
+            description,
+            torch.randn(2, classes, *coarse, generator=generator),
+            torch.randn(2, classes, *skip, generator=generator),
+            upsample,
+        )
+        for description, coarse, skip, upsample in specs
+    ]
 
 
 def _upsample_inputs(layer: nn.Module) -> tuple[list[tuple], Callable[[], None]]:
@@ -113,11 +147,15 @@ def _fusion_mistakes(upsampled: torch.Tensor, skip: torch.Tensor) -> list[tuple[
     """(result, hint) of typical wrong fusions, from the right upsampled scores."""
     size = skip.shape[-2:]
     edge = "crop or pad at the bottom and right, where pooling dropped the odd row or column"
-    resized = ("you resized upsample(coarse) to skip's size with F.interpolate: crop or pad it instead, so that "
-               "each pixel of both maps keeps its place")
+    resized = (
+        "you resized upsample(coarse) to skip's size with F.interpolate: crop or pad it instead, so that "
+        "each pixel of both maps keeps its place"
+    )
     wrong_fits = [
-        (_fit(upsampled, size, mode="constant"),
-         "zero padding: pad by repeating the edge, F.pad(..., mode=\"replicate\"), so the border keeps its scores"),
+        (
+            _fit(upsampled, size, mode="constant"),
+            'zero padding: pad by repeating the edge, F.pad(..., mode="replicate"), so the border keeps its scores',
+        ),
         (_fit(upsampled, size, "start"), f"cropped or padded at the top and left: {edge}"),
         (_fit(upsampled, size, "centre"), f"cropped or padded around the centre: {edge}"),
         (F.interpolate(upsampled, size=size, mode="nearest"), resized),
@@ -125,8 +163,12 @@ def _fusion_mistakes(upsampled: torch.Tensor, skip: torch.Tensor) -> list[tuple[
         (F.interpolate(upsampled, size=size, mode="bilinear", align_corners=True), resized),
     ]
     if min(upsampled.shape[-2:]) > 1:  # reflect padding needs two rows and columns
-        wrong_fits.append((_fit(upsampled, size, mode="reflect"),
-                           "reflect padding: pad by repeating the edge, F.pad(..., mode=\"replicate\")"))
+        wrong_fits.append(
+            (
+                _fit(upsampled, size, mode="reflect"),
+                'reflect padding: pad by repeating the edge, F.pad(..., mode="replicate")',
+            )
+        )
     fitted = match_size(upsampled, size)
     return [(fit + skip, hint) for fit, hint in wrong_fits] + [
         (fitted * skip, "multiplied: FCN adds the two score maps"),
@@ -134,9 +176,11 @@ def _fusion_mistakes(upsampled: torch.Tensor, skip: torch.Tensor) -> list[tuple[
     ]
 
 
-def _fusion_error_hint(coarse: torch.Tensor, skip: torch.Tensor, upsampled_size: tuple,
-                       calls: list[tuple]) -> Callable[[Exception], str | None]:
+def _fusion_error_hint(
+    coarse: torch.Tensor, skip: torch.Tensor, upsampled_size: tuple, calls: list[tuple]
+) -> Callable[[Exception], str | None]:
     """A hint for an error raised by the learner's fusion, from what `upsample` was called on."""
+
     def explain(error: Exception) -> str | None:
         if tuple(skip.shape) in calls:
             return "you upsampled skip instead of coarse: `upsample` brings the coarse scores up to skip's resolution"
@@ -144,10 +188,15 @@ def _fusion_error_hint(coarse: torch.Tensor, skip: torch.Tensor, upsampled_size:
             return None
         (h, w), (height, width) = upsampled_size, skip.shape[-2:]
         if not calls:
-            return (f"coarse was not upsampled: pass it through `upsample` (x2) before adding it to skip; coarse is "
-                    f"{coarse.shape[-2]}x{coarse.shape[-1]}, skip {height}x{width}")
-        return (f"upsample(coarse) is {h}x{w} but skip is {height}x{width}: bring it to skip's size before adding, "
-                "cropping its bottom/right or padding by repeating the edge")
+            return (
+                f"coarse was not upsampled: pass it through `upsample` (x2) before adding it to skip; coarse is "
+                f"{coarse.shape[-2]}x{coarse.shape[-1]}, skip {height}x{width}"
+            )
+        return (
+            f"upsample(coarse) is {h}x{w} but skip is {height}x{width}: bring it to skip's size before adding, "
+            "cropping its bottom/right or padding by repeating the edge"
+        )
+
     return explain
 
 
@@ -158,55 +207,82 @@ def _fusion_shape_hint(coarse, skip, upsampled) -> Callable[[tuple], str | None]
         if shape == (batch, 2 * classes, height, width):
             return "that is U-Net's concatenation (torch.cat along channels); FCN adds the two score maps"
         if shape[-2:] == tuple(upsampled.shape[-2:]):
-            return ("the result is upsample(coarse)'s size: bring upsample(coarse) to skip's size (crop or pad it), "
-                    "not skip to its size")
+            return (
+                "the result is upsample(coarse)'s size: bring upsample(coarse) to skip's size (crop or pad it), "
+                "not skip to its size"
+            )
         if shape[-2:] == tuple(coarse.shape[-2:]):
             return "the result is coarse's size: upsample coarse to skip's resolution, not skip down to coarse's"
         return None
+
     return hint
 
 
 def _fusion_reference(coarse: torch.Tensor, skip: torch.Tensor, upsample: nn.Module, upstream: torch.Tensor):
     """(upsample(coarse), the fused scores, and their gradients by name), on copies of the inputs."""
     layer = copy.deepcopy(upsample)
-    inputs = {**{f"upsample.{name}": p for name, p in layer.named_parameters()},
-              "coarse": coarse.clone().requires_grad_(), "skip": skip.clone().requires_grad_()}
+    inputs = {
+        **{f"upsample.{name}": p for name, p in layer.named_parameters()},
+        "coarse": coarse.clone().requires_grad_(),
+        "skip": skip.clone().requires_grad_(),
+    }
     upsampled = layer(inputs["coarse"])
     expected = match_size(upsampled, skip.shape[-2:]) + inputs["skip"]
     gradients = torch.autograd.grad(expected, list(inputs.values()), upstream)
     return upsampled.detach(), expected.detach(), dict(zip(inputs, gradients))
 
 
-def _check_one_fusion(exercise: _Exercise, fuse_skip: Callable, description: str, coarse: torch.Tensor,
-                      skip: torch.Tensor, upsample: nn.Module) -> None:
+def _check_one_fusion(
+    exercise: _Exercise,
+    fuse_skip: Callable,
+    description: str,
+    coarse: torch.Tensor,
+    skip: torch.Tensor,
+    upsample: nn.Module,
+) -> None:
     __tracebackhide__ = True
     case = f"for {description}"
     upstream = torch.randn(skip.shape, generator=torch.Generator().manual_seed(1))
     upsampled, expected, expected_grads = _fusion_reference(coarse, skip, upsample, upstream)
-    mine = {**{f"upsample.{name}": p for name, p in upsample.named_parameters()},
-            "coarse": coarse.clone().requires_grad_(), "skip": skip.clone().requires_grad_()}
+    mine = {
+        **{f"upsample.{name}": p for name, p in upsample.named_parameters()},
+        "coarse": coarse.clone().requires_grad_(),
+        "skip": skip.clone().requires_grad_(),
+    }
     calls, stop = _upsample_inputs(upsample)
     try:
-        got = exercise.run(case, fuse_skip, mine["coarse"], mine["skip"], upsample,
-                           explain=_fusion_error_hint(coarse, skip, tuple(upsampled.shape[-2:]), calls))
+        got = exercise.run(
+            case,
+            fuse_skip,
+            mine["coarse"],
+            mine["skip"],
+            upsample,
+            explain=_fusion_error_hint(coarse, skip, tuple(upsampled.shape[-2:]), calls),
+        )
     finally:
         stop()
     if tuple(skip.shape) in calls and tuple(coarse.shape) not in calls:
-        raise exercise.error(f"{case}, you upsampled skip instead of coarse: `upsample` brings the coarse scores up "
-                             "to skip's resolution, then the two are added")
+        raise exercise.error(
+            f"{case}, you upsampled skip instead of coarse: `upsample` brings the coarse scores up "
+            "to skip's resolution, then the two are added"
+        )
     got = exercise.expect_tensor(case, got, expected.shape, shape_hint=_fusion_shape_hint(coarse, skip, upsampled))
     if not torch.allclose(got.detach(), expected, rtol=1e-4, atol=1e-5):
         difference = f"{(got.detach() - expected).abs().max().item():.3g}"
         if not calls:
-            raise exercise.error(f"{case}, the result differs from the reference by up to {difference}: use the "
-                                 "`upsample` layer you are given, upsample(coarse): it is learned, while "
-                                 "F.interpolate is fixed")
+            raise exercise.error(
+                f"{case}, the result differs from the reference by up to {difference}: use the "
+                "`upsample` layer you are given, upsample(coarse): it is learned, while "
+                "F.interpolate is fixed"
+            )
         hint = _first_match(got.detach(), _fusion_mistakes(upsampled, skip))
-        raise exercise.error(f"{case}, the result differs from upsample(coarse), cropped or padded at the "
-                             f"bottom/right to skip's size, plus skip, by up to {difference}"
-                             + (f" ({hint})" if hint else ""))
-    consequence = ("the upsampling layer and the scores before it could not learn"
-                   + ("" if calls else ": use the `upsample` layer you are given, it is learned"))
+        raise exercise.error(
+            f"{case}, the result differs from upsample(coarse), cropped or padded at the "
+            f"bottom/right to skip's size, plus skip, by up to {difference}" + (f" ({hint})" if hint else "")
+        )
+    consequence = "the upsampling layer and the scores before it could not learn" + (
+        "" if calls else ": use the `upsample` layer you are given, it is learned"
+    )
     exercise.expect_gradients(case, got, upstream, mine, expected_grads, consequence)
 
 
@@ -223,5 +299,6 @@ def check_skip_fusion(fuse_skip: Callable[[torch.Tensor, torch.Tensor, nn.Module
     cases = _fusion_cases()
     for description, coarse, skip, upsample in cases:
         _check_one_fusion(exercise, fuse_skip, description, coarse, skip, upsample)
-    exercise.passed(f"upsample, crop or pad at the bottom/right, add: right for {len(cases)} size combinations, "
-                    "gradients included.")
+    exercise.passed(
+        f"upsample, crop or pad at the bottom/right, add: right for {len(cases)} size combinations, gradients included."
+    )

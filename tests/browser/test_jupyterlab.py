@@ -54,13 +54,31 @@ def lab(tmp_path_factory):
     (served / "notebooks").mkdir(parents=True)
     shutil.copy(ROOT / NOTEBOOK, served / NOTEBOOK)  # a copy: autosave must not touch the repository
     port = free_port()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
-           "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-         "--LabApp.expose_app_in_browser=True", "--allow-root", f"--ServerApp.root_dir={served}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            "--LabApp.expose_app_in_browser=True",
+            "--allow-root",
+            f"--ServerApp.root_dir={served}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -97,21 +115,31 @@ def test_explorer_widget_renders_and_responds(lab):
         from playwright import sync_api
     except ImportError:
         _need(False, "Playwright is not installed (make test-browser installs it)")
-    _need(shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(),
-          f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    _need(
+        shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(),
+        f"Chromium not found at {CHROMIUM} (apt-get install chromium)",
+    )
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{lab}/lab/tree/{NOTEBOOK}")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-KernelStatus, .jp-Toolbar-kernelStatus",
-                                   timeout=60_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator, .jp-KernelStatus, .jp-Toolbar-kernelStatus", timeout=60_000
+            )
             wait_for_idle_kernel(lab, timeout=60)  # the kernel has started
             page.evaluate("""async () => {
                 await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
@@ -146,8 +174,9 @@ def test_explorer_widget_renders_and_responds(lab):
             )
             summary_after = explorer.locator(".widget-html-content").first.inner_text()
             assert summary_after.startswith("image 1: predicted"), summary_after
-            page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
-                                   arg=[image.element_handle(), before], timeout=30_000)
+            page.wait_for_function(
+                "([el, old]) => el.getAttribute('src') !== old", arg=[image.element_handle(), before], timeout=30_000
+            )
             explorer.screenshot(path=str(SCREENSHOT_DIR / "explorer.png"))
         finally:
             browser.close()
