@@ -56,11 +56,11 @@ student: setup  ## write the student notebooks (solutions removed) to build/stud
 warm: setup  ## train and cache every checkpoint the notebooks use, so each runs in seconds (lectures)
 	$(BIN)/python -m course_utils.recipes
 
-benchmark: setup-dev  ## speed and quality of the course vs Unet / fcn_resnet50 (~10 min); writes data/benchmark.json
+benchmark: setup-dev  ## speed and quality vs Unet, fcn_resnet50, an equal-size Unet; learning curves (~35 min); data/benchmark.json + -curves.png
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark
 
-benchmark-quick: setup-dev  ## the same, small (< 3 min): a smoke test; writes data/benchmark-quick.json
+benchmark-quick: setup-dev  ## the same, small (a few minutes): a smoke test; writes data/benchmark-quick.json + -curves.png
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark --quick
 

@@ -1,6 +1,7 @@
 """The benchmark: its quick mode end to end (as `make benchmark-quick`), and the parts it is built
-from, each checked against something known."""
+from, each checked against something known. No test asserts a speed: time is a fake clock here."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,12 +13,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-import course_utils.benchmark as benchmark
-from course_utils.models import VGG11Classifier
+from course_utils.benchmark import cli, common, curves, machine, notebooks, peers, quality, report, run, speed, training
+from course_utils.models import VGG11Classifier, VGG11SkipFCN
 from course_utils.paths import CHECKPOINT_DIR_VARIABLE
 from course_utils.recipes import CLASSIFIER_RECIPE, SEGMENTER_RECIPE
 
 REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "course_utils" / "benchmark"
+PEER_NAMES = {"smp_unet_vgg11_bn", "torchvision_fcn_resnet50", "smp_unet_resnet18_small"}
 KEYS = {
     "notebooks",
     "classifier_accuracy",
@@ -30,6 +33,16 @@ KEYS = {
     "matmul_gflops",
     "peers",
     "machine",
+    "targets",
+    # the comparison that means something: equal steps, equal size, learning curves, one table
+    "equal_size_peer",
+    "equal_steps",
+    "curves",
+    "curve_budget_s",
+    "curve_budget_factor",
+    "curves_figure",
+    "comparison",
+    "comparison_markdown",
 }
 
 
@@ -90,21 +103,56 @@ def test_quick_run_reports_every_figure(quick_run):
 
 @pytest.mark.slow
 def test_quick_run_gives_every_peer_the_course_budget(quick_run):
-    peers = json.loads(quick_run[1].read_text())["peers"]
-    assert set(peers) == {"course_fcn8s", "smp_unet_vgg11_bn", "torchvision_fcn_resnet50"}
-    budget = peers["course_fcn8s"]["budget_s"]
-    assert budget == pytest.approx(peers["course_fcn8s"]["classifier_train_s"] + peers["course_fcn8s"]["fcn8s_train_s"])
-    for name in ("smp_unet_vgg11_bn", "torchvision_fcn_resnet50"):
-        peer = peers[name]
-        assert peer["budget_s"] == budget and peer["steps"] >= 1
+    peers_ = json.loads(quick_run[1].read_text())["peers"]
+    assert set(peers_) == {"course_fcn8s"} | PEER_NAMES
+    course = peers_["course_fcn8s"]
+    assert course["budget_s"] == pytest.approx(course["classifier_train_s"] + course["fcn8s_train_s"])
+    for name in PEER_NAMES:
+        peer = peers_[name]
+        assert peer["budget_s"] == course["budget_s"] and peer["steps"] >= 1
         step_s = peer["train_s"] / peer["steps"]
-        assert peer["train_s"] <= budget + 2 * step_s  # stops at the budget, plus at most about one step
+        assert peer["train_s"] <= course["budget_s"] + 2 * step_s  # stops at the budget, plus at most about one step
         assert 0 <= peer["miou"] <= 1
-        assert peer["ours_over_theirs"] == pytest.approx(peers["course_fcn8s"]["miou"] / peer["miou"])
+        assert peer["ours_over_theirs"] == pytest.approx(course["miou"] / peer["miou"])
+        assert peer["parameters"] > 0 and peer["multiply_adds"] > 0
 
 
 @pytest.mark.slow
-def test_the_readme_table_is_made_from_the_stored_result(quick_run):
+def test_quick_run_compares_at_equal_steps_and_equal_size(quick_run):
+    result = json.loads(quick_run[1].read_text())
+    course = result["peers"]["course_fcn8s"]
+    assert result["equal_steps"]["steps"] == course["steps"] >= 1
+    assert result["equal_steps"]["images_seen"] == course["steps"] * SEGMENTER_RECIPE.batch_size
+    assert 0 <= result["equal_steps"]["miou"] <= 1
+    size = result["equal_size_peer"]
+    assert size["closest_decoder_channels"] == size["decoder_channels"]
+    assert size["course_parameters"] == course["parameters"] and size["course_multiply_adds"] == course["multiply_adds"]
+    assert size["parameters"] == result["equal_steps"]["parameters"]
+
+
+@pytest.mark.slow
+def test_quick_run_draws_a_learning_curve_per_model(quick_run):
+    _, output, _ = quick_run
+    result = json.loads(output.read_text())
+    assert set(result["curves"]) == {"course_fcn8s"} | PEER_NAMES
+    course = result["peers"]["course_fcn8s"]
+    assert result["curve_budget_s"] == pytest.approx(result["curve_budget_factor"] * course["budget_s"])
+    for name, curve in result["curves"].items():
+        steps = [point["step"] for point in curve["points"]]
+        seconds = [point["train_s"] for point in curve["points"]]
+        assert steps[0] == 0 and steps == sorted(set(steps)), name
+        assert 2 <= len(steps) <= common.QUICK.curve_points + 1, name
+        assert seconds == sorted(seconds) and seconds[0] == curve["offset_s"], name
+        assert curve["best_miou"] == max(point["miou"] for point in curve["points"])
+    assert result["curves"]["course_fcn8s"]["offset_s"] == course["classifier_train_s"]
+    assert result["curves"]["course_fcn8s"]["steps"] == course["steps"]
+    figure = output.with_name("benchmark-curves.png")
+    assert result["curves_figure"] == str(figure)
+    assert figure.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_the_readme_tables_are_made_from_the_stored_result(quick_run):
     _, output, _ = quick_run
     result = json.loads(output.read_text())
     completed = subprocess.run(
@@ -123,6 +171,8 @@ def test_the_readme_table_is_made_from_the_stored_result(quick_run):
     assert f"{result['train_images_per_s']['64']:,.0f}" in text
     assert f"{result['peers']['smp_unet_vgg11_bn']['ours_over_theirs']:.1f}x" in text
     assert text.count("`0") == 2  # one row per notebook run
+    assert result["comparison_markdown"] in text
+    assert len(result["comparison"]) == 1 + len(PEER_NAMES) + 1  # course, each peer at equal time, equal steps
 
 
 @pytest.mark.slow
@@ -133,12 +183,55 @@ def test_quick_run_leaves_the_learners_checkpoints_alone(quick_run):
 
 
 def test_the_full_run_measures_the_course_recipes_and_all_notebooks():
-    assert benchmark.FULL["classifier_recipe"] is CLASSIFIER_RECIPE
-    assert benchmark.FULL["segmenter_recipe"] is SEGMENTER_RECIPE
-    assert benchmark.FULL["notebooks"] is None
+    assert common.FULL.classifier_recipe is CLASSIFIER_RECIPE
+    assert common.FULL.segmenter_recipe is SEGMENTER_RECIPE
+    assert common.FULL.notebooks is None
+    assert common.FULL.curve_budget_factor == 5 and common.FULL.curve_scenes == common.TEST_SCENES
 
 
-# ---------------------------------------------------------------------------- the parts
+# ---------------------------------------------------------------------------- the package
+
+
+def test_each_module_imports_on_its_own_and_runs_nothing_at_import():
+    """In a fresh interpreter, each module imported first (the others forgotten in between) finds
+    no import loop; importing starts no clock and loads no peer library."""
+    modules = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "__main__"))
+    code = f"""
+import importlib, sys
+for name in {modules!r}:
+    for loaded in [m for m in sys.modules if m.startswith("course_utils.benchmark")]:
+        del sys.modules[loaded]
+    importlib.import_module("course_utils.benchmark." + name)
+    assert importlib.import_module("course_utils.benchmark.common").log.started is None, name
+assert "segmentation_models_pytorch" not in sys.modules
+print("ok", len({modules!r}))
+"""
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["ok", str(len(modules))] and len(modules) >= 10
+
+
+def test_the_progress_clock_starts_with_the_run(capsys, clock):
+    log = common.ProgressLog()
+    assert log.started is None and log.elapsed() == 0.0
+    log.start()
+    clock.step = 2.0
+    log("hello")
+    assert capsys.readouterr().err == "[   2 s] hello\n"
+
+
+def test_scratch_checkpoints_set_the_variable_for_the_block_only(monkeypatch):
+    monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, "/my/checkpoints")
+    with run.scratch_checkpoints() as scratch:
+        assert os.environ[CHECKPOINT_DIR_VARIABLE] == str(scratch) and scratch.is_dir()
+    assert os.environ[CHECKPOINT_DIR_VARIABLE] == "/my/checkpoints" and not scratch.exists()
+    monkeypatch.delenv(CHECKPOINT_DIR_VARIABLE)
+    with pytest.raises(RuntimeError), run.scratch_checkpoints():
+        raise RuntimeError("a failure inside the run")
+    assert CHECKPOINT_DIR_VARIABLE not in os.environ
+
+
+# ---------------------------------------------------------------------------- speed
 
 
 def conv_flops(c_in, c_out, size, kernel=3):
@@ -163,26 +256,35 @@ def test_training_flops_are_forward_plus_backward_of_every_convolution():
     first = conv_flops(*layers[0])
     model = VGG11Classifier(num_classes=7, width=w)
     images, labels = torch.rand(1, 3, size, size), torch.tensor([3])
-    assert benchmark.training_flops(model, images, labels) == 3 * forward - first
+    assert speed.training_flops(model, images, labels) == 3 * forward - first
     assert all(p.grad is None for p in model.parameters())  # counting leaves no gradients behind
 
 
+def test_multiply_adds_are_those_of_one_forward_pass_on_a_128x128_image():
+    model = tiny_segmenter().train()
+    assert speed.multiply_adds(model) == (3 * 8 * 9 + 8 * 3) * 128 * 128  # two convolutions, biases not counted
+    assert model.training  # the mode is restored
+
+
 def test_matrix_product_speed_is_measured_per_library():
-    speeds = benchmark.matmul_gflops(torch.device("cpu"), size=256)
+    speeds = speed.matmul_gflops(torch.device("cpu"), size=256)
     assert "torch.mm" in speeds and all(v > 0 for v in speeds.values())
     if torch.backends.mkldnn.is_available():
         assert "oneDNN (1x1 convolution)" in speeds
 
 
 def test_training_speed_counts_images_and_flops():
-    speed = benchmark.training_speed(width=4, device=torch.device("cpu"), steps=2, image_size=32, batch_size=8)
-    assert speed["images_per_s"] > 0
-    assert speed["gflops"] == pytest.approx(speed["images_per_s"] * speed["gflop_per_image"])
+    result = speed.training_speed(width=4, device=torch.device("cpu"), steps=2, image_size=32, batch_size=8)
+    assert result["images_per_s"] > 0
+    assert result["gflops"] == pytest.approx(result["images_per_s"] * result["gflop_per_image"])
 
 
-def tiny_segmenter():
+# ---------------------------------------------------------------------------- training and curves
+
+
+def tiny_segmenter(num_classes=3):
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 3, 1))
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, num_classes, 1))
 
 
 def tiny_scenes(n=32, size=32):
@@ -194,67 +296,186 @@ def tiny_scenes(n=32, size=32):
 
 @pytest.fixture
 def clock(monkeypatch):
-    """A fake perf_counter for the benchmark: each reading is `clock.step` seconds after the last."""
+    """A fake perf_counter: each reading is `clock.step` seconds after the last."""
 
     class Clock:
-        now, step = 0.0, 0.01
+        now, step = 0.0, 0.25
 
         def __call__(self):
             self.now += self.step
             return self.now
 
     fake = Clock()
-    monkeypatch.setattr(benchmark.time, "perf_counter", fake)
+    monkeypatch.setattr(training.time, "perf_counter", fake)  # the time module: every reader sees it
     return fake
 
 
-def test_train_within_budget_takes_the_steps_the_budget_allows(monkeypatch, clock):
-    monkeypatch.setattr(benchmark, "seconds_per_step", lambda *args, **kwargs: 0.1)  # 0.5 s -> 5 steps
+def test_evaluation_points_are_evenly_spaced_steps_ending_at_the_last():
+    assert training.evaluation_steps(100, 4) == (0, 25, 50, 75, 100)
+    assert training.evaluation_steps(10, 3) == (0, 4, 7, 10)
+    assert training.evaluation_steps(2, 5) == (0, 1, 2)  # never a step twice
+
+
+def test_a_curve_is_scored_at_its_planned_steps_and_scoring_is_not_training_time(clock):
+    """Each step takes one clock step (two readings); each scoring takes 100 s, and none of it counts."""
+
+    def slow_score(model):
+        clock.now += 100.0
+        return 0.5
+
     model = tiny_segmenter()
     before = [p.detach().clone() for p in model.parameters()]
-    run = benchmark.train_within_budget(model, tiny_scenes(), budget_s=0.5, batch_size=8)
-    assert run["steps"] == 5 and run["images_seen"] == 8 * 5
+    plan = training.TrainingPlan(total_steps=6, lr=1e-2, batch_size=8, eval_steps=training.evaluation_steps(6, 3))
+    run_ = training.train_steps(model, tiny_scenes(), plan, slow_score)
+    assert [point["step"] for point in run_["curve"]] == [0, 2, 4, 6]
+    assert [point["train_s"] for point in run_["curve"]] == [0.0, 0.5, 1.0, 1.5]
+    assert run_["steps"] == 6 and run_["train_s"] == 1.5 and run_["images_seen"] == 6 * 8
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # it trained
     assert not model.training
 
 
-def test_train_within_budget_stops_at_the_deadline_even_when_steps_slow_down(monkeypatch, clock):
-    """The step count comes from a timing probe; if training is slower than the probe said, the
-    deadline still holds."""
-    monkeypatch.setattr(benchmark, "seconds_per_step", lambda *args, **kwargs: 1e-6)  # "a million steps"
-    clock.step = 0.1  # but each clock reading is 0.1 s later: a step really takes longer
-    run = benchmark.train_within_budget(tiny_segmenter(), tiny_scenes(), budget_s=0.3, batch_size=8)
-    assert 1 <= run["steps"] <= 3 and run["train_s"] <= 0.3 + 2 * clock.step
+def test_training_stops_at_the_deadline_and_scores_where_it_stopped(clock):
+    """The plan says a thousand steps, but each takes 0.25 s: a 0.75 s deadline allows three."""
+    plan = training.TrainingPlan(total_steps=1000, lr=1e-2, batch_size=8, deadline_s=0.75, eval_steps=(0, 500, 1000))
+    run_ = training.train_steps(tiny_segmenter(), tiny_scenes(), plan, lambda model: 0.5)
+    assert run_["steps"] == 3 and run_["train_s"] == 0.75
+    assert [point["step"] for point in run_["curve"]] == [0, 3]
+
+
+@pytest.fixture
+def tiny_peers(monkeypatch):
+    """The peers replaced by one tiny model (8 scores per pixel), trained and scored on tiny scenes."""
+    tiny = peers.Peer("tiny", "a tiny segmenter", tiny_segmenter, lr=1e-2)
+    monkeypatch.setattr(peers, "PEERS", {"tiny": tiny})
+    monkeypatch.setattr(curves, "PEERS", {"tiny": tiny})
+    monkeypatch.setattr(peers, "EQUAL_SIZE_PEER", tiny)
+    scenes = tiny_scenes()
+    monkeypatch.setattr(peers, "training_scenes", lambda config: scenes)
+    monkeypatch.setattr(curves, "training_scenes", lambda config: scenes)
+    monkeypatch.setattr(peers, "held_out_scenes", lambda: (scenes.tensors, scenes.tensors))
+    monkeypatch.setattr(curves, "held_out_scorer", lambda count: lambda model: 0.25)
+    return tiny
+
+
+def test_an_equal_time_run_takes_the_steps_the_budget_allows(monkeypatch, clock, tiny_peers):
+    monkeypatch.setattr(peers, "seconds_per_step", lambda *args, **kwargs: 0.25)  # 1 s -> 4 steps
+    record = peers.equal_time_run(tiny_peers, 1.0, torch.device("cpu"), common.QUICK)
+    assert record["steps"] == 4 and record["train_s"] == 1.0 and record["seconds_per_step"] == 0.25
+    assert record["budget_s"] == 1.0 and 0 <= record["miou"] <= 1 and record["label"] == "a tiny segmenter"
+
+
+def test_the_equal_steps_run_takes_exactly_the_course_steps(clock, tiny_peers):
+    """Seven steps of batch 8 on 32 scenes: across an epoch's end, and however slow each step is."""
+    clock.step = 1000.0
+    record = peers.equal_steps_run(7, torch.device("cpu"), common.QUICK, peer=tiny_peers)
+    assert record["steps"] == 7 and record["images_seen"] == 7 * common.QUICK.segmenter_recipe.batch_size
+    assert record["parameters"] == sum(p.numel() for p in tiny_segmenter(8).parameters())
+
+
+def test_a_peer_curve_runs_to_the_curve_budget(monkeypatch, clock, tiny_peers):
+    monkeypatch.setattr(curves, "seconds_per_step", lambda *args, **kwargs: 0.25)  # 2 s -> 8 steps
+    curve = curves.peer_curve(tiny_peers, 2.0, torch.device("cpu"), common.QUICK)
+    assert [point["step"] for point in curve["points"]] == [0, 4, 8]  # QUICK: 2 points after the start
+    assert curve["points"][-1]["train_s"] == 2.0 and curve["best_miou"] == 0.25 and curve["offset_s"] == 0.0
+
+
+def test_the_course_curve_starts_where_its_classifier_finished(monkeypatch, clock, tiny_peers):
+    """The FCN-8s starts from the classifier: its curve starts at the classifier's training seconds,
+    and it takes its recipe's steps (1 epoch of the 32 tiny scenes in batches of 8: 4 steps)."""
+    recipe = dataclasses.replace(SEGMENTER_RECIPE, epochs=1, batch_size=8)
+    config = dataclasses.replace(common.QUICK, segmenter_recipe=recipe)
+    torch.manual_seed(0)
+    models = {"classifier": (VGG11Classifier(7, width=2).eval(), {"seconds": 30.0})}
+    curve = curves.course_curve(models, config, "course FCN-8s")
+    assert curve["offset_s"] == 30.0 and curve["steps"] == 4
+    assert [point["step"] for point in curve["points"]] == [0, 2, 4]
+    assert [point["train_s"] for point in curve["points"]] == [30.0, 30.5, 31.0]
+
+
+def test_the_course_record_adds_the_classifiers_training_to_the_fcn8s(clock):
+    """The peers' budget is the course's whole training; its steps are the FCN-8s's own."""
+    fcn8s = VGG11SkipFCN(8, width=16, variant="8s")
+    models = {
+        "classifier": (None, {"seconds": 30.0, "step_loss": [1.0] * 5}),
+        "segmenters": {"8s": (fcn8s, {"seconds": 40.0, "step_loss": [1.0] * 8})},
+    }
+    course = quality.course_record(models, fcn8s_miou=0.8)
+    assert (course["budget_s"], course["train_s"], course["steps"], course["classifier_steps"]) == (70.0, 70.0, 8, 5)
+    assert course["seconds_per_step"] == 5.0 and course["miou"] == 0.8
+    assert course["parameters"] == 599_512 and course["multiply_adds"] == speed.multiply_adds(fcn8s)
+
+
+# ---------------------------------------------------------------------------- peers
 
 
 def test_peers_take_images_and_return_one_score_map_per_class():
     x = torch.rand(1, 3, 64, 64)
-    for name, build in benchmark.PEERS.items():
-        model = build(8).eval()
+    for name, peer in peers.PEERS.items():
+        model = peer.build(8).eval()
         with torch.no_grad():
             assert model(x).shape == (1, 8, 64, 64), name
 
 
+def test_the_equal_size_peer_is_the_candidate_closest_to_the_course_fcn8s():
+    """Parameters and multiply-adds of the network that runs: smp's unused resnet18 stages are gone."""
+    course = VGG11SkipFCN(8, width=16, variant="8s")
+    size = peers.equal_size_report(course)
+    assert size["closest_decoder_channels"] == list(peers.SMALL_UNET_DECODER) == size["decoder_channels"]
+    assert size["course_parameters"] == 599_512
+    assert 0.5 < size["parameters"] / size["course_parameters"] < 2  # the same order, unlike 18 M or 33 M
+    assert 1 < size["multiply_adds"] / size["course_multiply_adds"] < 4
+    assert [c["decoder_channels"] for c in size["candidates"]] == [list(c) for c in peers.SMALL_UNET_CANDIDATES]
+
+
 def test_a_missing_peer_library_is_a_clear_message_not_a_traceback(monkeypatch):
     monkeypatch.setitem(sys.modules, "segmentation_models_pytorch", None)  # import fails
-    with pytest.raises(benchmark.MissingPeer, match=r"pip install -e '\.\[benchmark\]'"):
-        benchmark.unet_vgg11_bn(8)
-    monkeypatch.setattr(benchmark, "PEERS", {"smp_unet_vgg11_bn": benchmark.unet_vgg11_bn})
-    monkeypatch.setattr(benchmark, "held_out_scenes", lambda: ((None, None), (None, None)))
-    monkeypatch.setattr(benchmark, "scenes_split", lambda *args: tiny_scenes())
-    peers = benchmark.benchmark_peers(1.0, 0.8, torch.device("cpu"), benchmark.QUICK)
-    assert peers["smp_unet_vgg11_bn"]["miou"] is None
-    assert "not installed" in peers["smp_unet_vgg11_bn"]["skipped"]
+    with pytest.raises(peers.MissingPeer, match=r"pip install -e '\.\[benchmark\]'"):
+        peers.unet_vgg11_bn(8)
+    smp_only = {"smp_unet_vgg11_bn": peers.PEERS["smp_unet_vgg11_bn"]}
+    monkeypatch.setattr(peers, "PEERS", smp_only)
+    monkeypatch.setattr(curves, "PEERS", smp_only)
+    race = peers.race_at_equal_time(1.0, 0.8, torch.device("cpu"), common.QUICK)
+    assert race["smp_unet_vgg11_bn"]["miou"] is None
+    assert "not installed" in race["smp_unet_vgg11_bn"]["skipped"]
+    assert peers.equal_steps_run(10, torch.device("cpu"), common.QUICK)["miou"] is None
+    assert "not installed" in peers.equal_size_report(tiny_segmenter(8))["skipped"]
+    monkeypatch.setattr(curves, "course_curve", lambda *args: {"label": "course"})
+    assert set(curves.learning_curves({}, "course", 1.0, torch.device("cpu"), common.QUICK)) == {"course_fcn8s"}
+
+
+# ---------------------------------------------------------------------------- notebooks, machine
 
 
 def test_time_notebook_reports_time_and_the_kernels_peak_memory(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("block = bytearray(300 * 2**20)")])
     path = tmp_path / "big.ipynb"
     nbformat.write(notebook, path)
-    result = benchmark.time_notebook(path)
+    result = notebooks.time_notebook(path)
     assert result["seconds"] > 0
     assert result["peak_rss_mb"] > 300  # the 300 MB block, held by the kernel
     assert len(nbformat.read(path, as_version=4).cells) == 1  # the file itself is not changed
+
+
+def test_the_machine_record_names_what_makes_results_differ(monkeypatch):
+    cpuinfo = (
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+        "flags\t\t: fpu sse4_1 avx2 avx512f avx512_bf16 amx_tile\n"
+    )
+    assert machine.cpu_description(cpuinfo) == (
+        "Intel(R) Xeon(R) Platinum 8480+",
+        ["AVX2", "AVX-512", "AVX-512 BF16", "AMX"],
+    )
+    assert machine.cpu_description("model name\t: AMD EPYC\nflags\t\t: sse4_1 avx2\n") == ("AMD EPYC", ["AVX2"])
+    for name in machine.ISA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    record = machine.machine()
+    assert record["isa_settings"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["torch_threads"] == torch.get_num_threads()
+
+
+# ---------------------------------------------------------------------------- report
 
 
 def result_with(**changes):
@@ -270,14 +491,14 @@ def result_with(**changes):
 
 
 def test_targets_say_which_are_met():
-    assert all(t["met"] for t in benchmark.targets(result_with()).values())
-    slow = benchmark.targets(result_with(notebooks={"a": {"cold_s": 700, "warm_s": 130, "peak_rss_mb": 4000}}))
+    assert all(t["met"] for t in report.targets(result_with()).values())
+    slow = report.targets(result_with(notebooks={"a": {"cold_s": 700, "warm_s": 130, "peak_rss_mb": 4000}}))
     assert [name for name, t in slow.items() if not t["met"]] == [
         "notebooks cold, total seconds <= 600",
         "notebooks warm, total seconds <= 120",
         "largest kernel, MB <= 3072",
     ]
-    beaten = benchmark.targets(result_with(fcn8s_miou=0.2, classifier_accuracy=0.9, train_flops_utilization=0.3))
+    beaten = report.targets(result_with(fcn8s_miou=0.2, classifier_accuracy=0.9, train_flops_utilization=0.3))
     assert [name for name, t in beaten.items() if not t["met"]] == [
         "classifier accuracy >= 0.98",
         "FCN-8s mIoU >= best peer at the same budget",
@@ -285,36 +506,104 @@ def test_targets_say_which_are_met():
     ]
 
 
+def test_targets_are_named_by_what_they_measure():
+    """Each name says the quantity and its bound, with its value beside it; none points at an issue."""
+    for name, target in report.targets(result_with()).items():
+        assert ("<=" in name or ">=" in name) and "issue" not in name.lower(), name
+        assert set(target) == {"value", "target", "met"}
+    assert "issue" not in report.targets.__doc__.lower()
+
+
 def test_a_longer_peer_budget_drops_the_same_budget_target():
-    names = benchmark.targets(result_with(peer_budget_factor=5.0))
+    names = report.targets(result_with(peer_budget_factor=5.0))
     assert "FCN-8s mIoU >= best peer at the same budget" not in names and len(names) == 5
 
 
-def test_a_budget_factor_must_be_positive(capsys):
+def record(label, miou, **figures):
+    fields = {"parameters": 1_000_000, "multiply_adds": 2e9, "seconds_per_step": 0.5, "steps": 10, "train_s": 5.0}
+    return {"label": label, "miou": miou, **fields, **figures}
+
+
+def comparison_result():
+    return {
+        "peers": {
+            "course_fcn8s": record("course FCN-8s", 0.8, classifier_steps=7),
+            "unet": record("a big Unet", 0.3),
+            "missing": {"label": "a missing peer", "miou": None, "skipped": "not installed"},
+        },
+        "equal_steps": record("a small Unet", 0.6),
+        "curves": {"course_fcn8s": {"best_miou": 0.81}, "unet": {"best_miou": 0.5}},
+        "curve_budget_s": 25.0,
+    }
+
+
+def test_the_comparison_table_has_every_row_and_column():
+    rows = report.comparison_rows(comparison_result())
+    assert [(row["model"], row["run"]) for row in rows] == [
+        ("course FCN-8s", "its recipe: classifier, then FCN-8s"),
+        ("a big Unet", "equal time"),
+        ("a missing peer", "equal time"),
+        ("a small Unet", "equal steps"),
+    ]
+    assert [row["curve_best_miou"] for row in rows] == [0.81, 0.5, None, None]
+    lines = report.comparison_markdown(rows, 25.0).splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == [
+        "model",
+        "training",
+        "parameters",
+        "multiply-adds per 128x128 image",
+        "s per step",
+        "steps",
+        "training s",
+        "mIoU",
+        "best mIoU on its learning curve (within 25 s)",
+    ]
+    assert len(lines) == 2 + len(rows) and all(line.count("|") == len(header) + 1 for line in lines)
+    assert (
+        "| course FCN-8s | its recipe: classifier, then FCN-8s | 1.00 M | 2.00 G | 0.500 | 10 (+ 7 classifier) |"
+        in (lines[2])
+    )
+    assert lines[2].endswith("| 5 | 0.800 | 0.810 |")
+    assert lines[4] == "| a missing peer | equal time |" + " – |" * 7
+
+
+def test_the_curves_figure_is_a_png_with_a_line_per_model(tmp_path):
+    curve = {
+        "label": "a model",
+        "parameters": 600_000,
+        "points": [{"train_s": 0, "miou": 0.1}, {"train_s": 5, "miou": 0.6}],
+    }
+    path = report.plot_curves({"a": curve, "b": {**curve, "label": "another"}}, 3.0, tmp_path / "out" / "curves.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--peer-budget-factor", "must be positive, got 0.0"),
+        ("--curve-budget-factor", "must be positive, got 0.0"),
+        ("--curve-points", "must be at least 1, got 0"),
+    ],
+)
+def test_budgets_and_points_must_be_positive(capsys, option, message):
     with pytest.raises(SystemExit):
-        benchmark.main(["--peer-budget-factor", "0"])
-    assert "must be positive, got 0.0" in capsys.readouterr().err
+        cli.main([option, "0"])
+    assert message in capsys.readouterr().err
+
+
+def test_the_curve_options_override_the_configuration():
+    assert cli.config_from(cli.parser().parse_args([])) == common.FULL
+    assert cli.config_from(cli.parser().parse_args(["--quick"])) == common.QUICK
+    config = cli.config_from(cli.parser().parse_args(["--quick", "--curve-budget-factor", "3", "--curve-points", "4"]))
+    assert (config.curve_budget_factor, config.curve_points, config.name) == (3.0, 4, "quick")
 
 
 def test_a_quick_run_never_replaces_the_full_result():
-    assert benchmark.default_output(quick=False).name == "benchmark.json"
-    assert benchmark.default_output(quick=True).name == "benchmark-quick.json"
-
-
-def test_the_machine_record_names_what_makes_results_differ(monkeypatch):
-    cpuinfo = (
-        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
-        "flags\t\t: fpu sse4_1 avx2 avx512f avx512_bf16 amx_tile\n"
-    )
-    assert benchmark.cpu_description(cpuinfo) == (
-        "Intel(R) Xeon(R) Platinum 8480+",
-        ["AVX2", "AVX-512", "AVX-512 BF16", "AMX"],
-    )
-    assert benchmark.cpu_description("model name\t: AMD EPYC\nflags\t\t: sse4_1 avx2\n") == ("AMD EPYC", ["AVX2"])
-    for name in benchmark.ISA_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    record = benchmark.machine()
-    assert record["isa_settings"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
-    assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
-    assert record["torch_threads"] == torch.get_num_threads()
+    assert cli.default_output(quick=False).name == "benchmark.json"
+    assert cli.default_output(quick=True).name == "benchmark-quick.json"
+    assert cli.figure_path(cli.default_output(quick=False)).name == "benchmark-curves.png"
+    assert cli.figure_path(cli.default_output(quick=True)).name == "benchmark-quick-curves.png"

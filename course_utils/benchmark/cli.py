@@ -1,0 +1,106 @@
+"""The command line: `python -m course_utils.benchmark [--quick] [--output JSON] ...` runs the
+benchmark and writes its JSON and its curves' figure; `--table JSON` prints a stored result's
+README tables instead."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from ..paths import DATA_DIR
+from .common import FULL, QUICK, BenchmarkConfig, log
+from .report import markdown_report, plot_curves
+from .run import run_benchmark
+
+
+def positive_number(text: str) -> float:
+    """argparse's type for the budget factors: a float > 0."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def positive_integer(text: str) -> int:
+    """argparse's type for --curve-points: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The options; see each one's help."""
+    options = argparse.ArgumentParser(
+        prog="python -m course_utils.benchmark",
+        description="How fast and how well the course runs on this machine, beside the tools learners use instead.",
+    )
+    options.add_argument("--quick", action="store_true", help="smoke test: notebooks 1-2, small recipes, short curves")
+    options.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the JSON (default: data/benchmark.json, or data/benchmark-quick.json with --quick, "
+        "so a smoke test never replaces a full result); the curves' figure goes beside it, named *-curves.png",
+    )
+    options.add_argument(
+        "--peer-budget-factor",
+        type=positive_number,
+        default=1.0,
+        metavar="F",
+        help="train the peers F times as long as the course at 'equal time' (default 1: the same budget)",
+    )
+    options.add_argument(
+        "--curve-budget-factor",
+        type=positive_number,
+        metavar="F",
+        help=f"learning curves run to F times the course's training time (default {FULL.curve_budget_factor:g}; "
+        f"{QUICK.curve_budget_factor:g} with --quick)",
+    )
+    options.add_argument(
+        "--curve-points",
+        type=positive_integer,
+        metavar="N",
+        help=f"evaluations per learning curve, besides the one before training (default {FULL.curve_points}; "
+        f"{QUICK.curve_points} with --quick)",
+    )
+    options.add_argument(
+        "--table", type=Path, metavar="JSON", help="print the README tables of a stored result, and stop"
+    )
+    return options
+
+
+def config_from(args: argparse.Namespace) -> BenchmarkConfig:
+    """QUICK or FULL, with the curve options the command line sets."""
+    config = QUICK if args.quick else FULL
+    changes = {"curve_budget_factor": args.curve_budget_factor, "curve_points": args.curve_points}
+    return dataclasses.replace(config, **{key: value for key, value in changes.items() if value is not None})
+
+
+def default_output(quick: bool) -> Path:
+    """data/benchmark.json, or data/benchmark-quick.json for a quick run."""
+    return DATA_DIR / ("benchmark-quick.json" if quick else "benchmark.json")
+
+
+def figure_path(output: Path) -> Path:
+    """The curves' figure beside the JSON: data/benchmark.json -> data/benchmark-curves.png."""
+    return output.with_name(f"{output.stem}-curves.png")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark as the command line says; write the JSON and the figure, and print the
+    JSON as the last line of stdout. Returns the result ({} with --table)."""
+    args = parser().parse_args(argv)
+    if args.table:
+        print(markdown_report(json.loads(args.table.read_text())))
+        return {}
+    output = args.output or default_output(args.quick)
+    result = run_benchmark(config_from(args), peer_budget_factor=args.peer_budget_factor)
+    figure = plot_curves(result["curves"], result["peers"]["course_fcn8s"]["budget_s"], figure_path(output))
+    result["curves_figure"] = str(figure)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    log(f"written to {output} and {figure}")
+    print(json.dumps(result))
+    return result

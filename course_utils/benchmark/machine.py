@@ -1,0 +1,50 @@
+"""What makes results differ between machines: the CPU and its instruction-set extensions, torch's
+code path and threads, the device."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from ..train import pick_device
+
+#: CPU instruction-set extensions that change how fast (and, in the last bits, what) torch computes.
+CPU_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 BF16", "amx_tile": "AMX"}
+#: Environment variables that change which of them torch and oneDNN use.
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS")
+
+
+def cpu_description(cpuinfo: str) -> tuple[str, list[str]]:
+    """(model name, instruction-set extensions from CPU_FLAGS) read from /proc/cpuinfo's text."""
+    name, flags = platform.processor() or platform.machine(), set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            name = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+    return name, [label for flag, label in CPU_FLAGS.items() if flag in flags]
+
+
+def machine() -> dict:
+    """The machine's record: CPU, its extensions, torch's code path, ISA settings, cores, threads, device."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux
+        cpuinfo = ""
+    cpu, extensions = cpu_description(cpuinfo)
+    device = pick_device()
+    return {
+        "cpu": cpu,
+        "cpu_extensions": extensions,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_settings": {name: os.environ[name] for name in ISA_VARIABLES if name in os.environ},
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else device.type,
+        "platform": platform.platform(),
+    }

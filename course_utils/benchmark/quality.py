@@ -1,0 +1,113 @@
+"""Quality: the course's classifier (test accuracy) and segmenters (mIoU on notebook 5's held-out
+scenes), exactly as the notebooks score them; and the mIoU of any segmenter on those scenes."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn as nn
+from torch.utils.data import TensorDataset
+
+from ..data import CLASSES
+from ..models import FCN_VARIANTS, VGG11FCN, count_parameters
+from ..recipes import (
+    SCENE_TEST_DATA_SEED,
+    SCENE_TRAIN_DATA_SEED,
+    SCENE_VAL_DATA_SEED,
+    TEST_DATA_SEED,
+    scenes_split,
+    shapes_split,
+    trained_classifier,
+    trained_segmenter,
+)
+from ..segment import choose_threshold, scores_to_mask, segmentation_report
+from ..train import evaluate, predict
+from .common import TEST_SCENES, VAL_SCENES, BenchmarkConfig
+from .speed import multiply_adds
+
+#: Images per forward pass when scoring: enough to keep the CPU busy, small enough for any model.
+SCORING_BATCH = 50
+
+
+def held_out_scenes() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Notebook 5's scenes: ((test images (200, 3, 128, 128), masks (200, 128, 128)), (validation: 100))."""
+    test, val = scenes_split(TEST_SCENES, SCENE_TEST_DATA_SEED), scenes_split(VAL_SCENES, SCENE_VAL_DATA_SEED)
+    return test.tensors, val.tensors
+
+
+def scene_miou(model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> float:
+    """mIoU of a network with a background class (scores (N, 1 + K, H, W)) on scenes: images
+    (N, 3, H, W), masks (N, H, W). The model's train/eval mode is left as it was."""
+    predicted = predict(model, images, batch_size=SCORING_BATCH).argmax(dim=1)
+    return segmentation_report(predicted, masks, CLASSES)["mean_iou"]
+
+
+def training_scenes(config: BenchmarkConfig) -> TensorDataset:
+    """The scenes the course's FCNs train on: images (N, 3, 128, 128), masks (N, 128, 128); the
+    same call as the course's, so scenes_split's cache hands back the very same tensors."""
+    recipe = config.segmenter_recipe
+    return scenes_split(recipe.train_samples, SCENE_TRAIN_DATA_SEED, recipe.image_size)
+
+
+def held_out_scorer(scenes: int = TEST_SCENES) -> functools.partial:
+    """A model's mIoU on the first `scenes` held-out test scenes: a function of the model alone."""
+    (test_images, test_masks), _ = held_out_scenes()
+    return functools.partial(scene_miou, images=test_images[:scenes], masks=test_masks[:scenes])
+
+
+def course_models(width: int, device: torch.device, config: BenchmarkConfig) -> dict:
+    """The course's classifier and FCN-32s/16s/8s, from the (scratch) checkpoints or trained.
+
+    Returns {"classifier": (model, history), "segmenters": {variant: (model, history)}}.
+    """
+    kwargs = {"width": width, "device": device, "classifier_recipe": config.classifier_recipe}
+    classifier = trained_classifier(width=width, device=device, recipe=config.classifier_recipe)
+    segmenters = {
+        variant: trained_segmenter(variant, **kwargs, recipe=config.segmenter_recipe) for variant in FCN_VARIANTS
+    }
+    return {"classifier": classifier, "segmenters": segmenters}
+
+
+def course_quality(models: dict) -> dict:
+    """Classifier test accuracy, and mIoU on the held-out scenes, exactly as notebooks 3 and 5.
+
+    Returns {"classifier_accuracy", "converted_fcn_miou", "fcn32s_miou", "fcn16s_miou", "fcn8s_miou"}.
+    """
+    classifier, _ = models["classifier"]
+    (test_images, test_masks), (val_images, val_masks) = held_out_scenes()
+    converted = VGG11FCN.from_classifier(classifier).eval()
+    val_scores = predict(converted, val_images, SCORING_BATCH)
+    threshold, _ = choose_threshold(val_scores, val_masks, range(0, 11), CLASSES)
+    converted_masks = scores_to_mask(predict(converted, test_images, SCORING_BATCH), threshold)
+    quality = {
+        "classifier_accuracy": evaluate(classifier, shapes_split(1000, seed=TEST_DATA_SEED))["accuracy"],
+        "converted_fcn_miou": segmentation_report(converted_masks, test_masks, CLASSES)["mean_iou"],
+    }
+    for variant, (model, _) in models["segmenters"].items():
+        quality[f"fcn{variant}_miou"] = scene_miou(model, test_images, test_masks)
+    return quality
+
+
+def course_record(models: dict, fcn8s_miou: float) -> dict:
+    """The course FCN-8s as the peers are recorded: its mIoU, its training (the classifier's
+    seconds and steps, then its own), its size and its compute per 128x128 image.
+
+    budget_s, the course's whole training time, is what the peers get at equal time.
+    """
+    _, classifier_history = models["classifier"]
+    fcn8s, fcn8s_history = models["segmenters"]["8s"]
+    steps = len(fcn8s_history["step_loss"])
+    return {
+        "label": "course FCN-8s (from its classifier)",
+        "miou": fcn8s_miou,
+        "budget_s": classifier_history["seconds"] + fcn8s_history["seconds"],
+        "classifier_train_s": classifier_history["seconds"],
+        "fcn8s_train_s": fcn8s_history["seconds"],
+        "classifier_steps": len(classifier_history["step_loss"]),
+        "steps": steps,
+        "train_s": classifier_history["seconds"] + fcn8s_history["seconds"],
+        "seconds_per_step": fcn8s_history["seconds"] / steps,
+        "parameters": count_parameters(fcn8s),
+        "multiply_adds": multiply_adds(fcn8s),
+    }

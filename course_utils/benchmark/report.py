@@ -1,0 +1,185 @@
+"""A benchmark result, read: the course's targets, the README's markdown tables, and the learning
+curves' figure. Everything here works on the result's JSON alone (no model is built)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# ---------------------------------------------------------------------------- targets
+
+
+def targets(result: dict) -> dict:
+    """The course's speed and quality targets, each named by what it measures and its bound, with
+    the measured value and whether it is met: {name: {"value", "target", "met"}}.
+
+    The mIoU race applies only when the peers had the course's own budget (peer_budget_factor 1).
+    """
+    notebooks = result["notebooks"].values()
+    peers = [
+        peer["miou"] for name, peer in result["peers"].items() if name != "course_fcn8s" and peer["miou"] is not None
+    ]
+    checks = {
+        "notebooks cold, total seconds <= 600": (sum(n["cold_s"] for n in notebooks), 600, "max"),
+        "notebooks warm, total seconds <= 120": (sum(n["warm_s"] for n in notebooks), 120, "max"),
+        "largest kernel, MB <= 3072": (max(n["peak_rss_mb"] or 0 for n in notebooks), 3072, "max"),
+        "classifier accuracy >= 0.98": (result["classifier_accuracy"], 0.98, "min"),
+        "FCN-8s mIoU >= best peer at the same budget": (result["fcn8s_miou"], max(peers, default=0.0), "min"),
+        "full-width training, fraction of matmul FLOP/s >= 0.40": (result["train_flops_utilization"], 0.40, "min"),
+    }
+    if result.get("peer_budget_factor", 1.0) != 1.0:  # then the race was not at the same budget
+        del checks["FCN-8s mIoU >= best peer at the same budget"]
+    return {
+        name: {"value": value, "target": target, "met": value <= target if kind == "max" else value >= target}
+        for name, (value, target, kind) in checks.items()
+    }
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def table(rows: list[tuple]) -> str:
+    """Rows of strings as a markdown table, the first row as its header."""
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * len(rows[0]))
+    return "\n".join(lines)
+
+
+def notebooks_table(result: dict) -> str:
+    """Each notebook's cold and warm seconds and its kernel's peak memory, and their totals."""
+    rows = [("notebook", "cold", "warm", "kernel peak memory")]
+    for name, n in result["notebooks"].items():
+        rows.append((f"`{name}`", f"{n['cold_s']:.0f} s", f"{n['warm_s']:.0f} s", f"{n['peak_rss_mb']:,.0f} MB"))
+    total = result["notebooks_total"]
+    rows.append(("**all notebooks**", f"**{total['cold_s']:.0f} s**", f"**{total['warm_s']:.0f} s**", ""))
+    return table(rows)
+
+
+def speed_table(result: dict) -> str:
+    """The classifier's training speed per width, and the matmul speed it is a fraction of."""
+    rows = [("classifier training (64x64, batch 64)", "images/s", "GFLOP/s", "of matmul peak")]
+    peak = result["matmul_gflops"]
+    for width, images in result["train_images_per_s"].items():
+        gflops = result["train_gflops"][width]
+        rows.append((f"width {width}", f"{images:,.0f}", f"{gflops:.0f}", f"{gflops / peak:.0%}"))
+    libraries = ", ".join(f"{name} {value:.0f}" for name, value in result["matmul_gflops_by_library"].items())
+    return table(rows) + f"\n\nDense float32 matmul: {peak:.0f} GFLOP/s ({libraries})."
+
+
+def quality_table(result: dict) -> str:
+    """mIoU on the held-out scenes: the course's models, and each peer at the course's budget."""
+    rows = [("model (200 held-out scenes)", "mIoU", "training budget", "parameters", "FCN-8s mIoU / its mIoU")]
+    rows.append(("converted classifier (no pixel labels)", f"{result['converted_fcn_miou']:.3f}", "", "", ""))
+    rows.append(("course FCN-32s", f"{result['fcn32s_miou']:.3f}", "", "", ""))
+    rows.append(("course FCN-16s", f"{result['fcn16s_miou']:.3f}", "", "", ""))
+    for name, peer in result["peers"].items():
+        miou = "skipped" if peer["miou"] is None else f"{peer['miou']:.3f}"
+        budget = f"{peer['budget_s']:.0f} s"
+        if "images_seen" in peer and name != "course_fcn8s":
+            budget += f" ({peer['images_seen']:,} scenes seen)"
+        label = "**course FCN-8s**" if name == "course_fcn8s" else peer.get("label", name)
+        ratio = f"{peer['ours_over_theirs']:.1f}x" if peer.get("ours_over_theirs") else ""
+        parameters = f"{peer['parameters'] / 1e6:.1f} M" if "parameters" in peer else ""
+        rows.append((label, miou, budget, parameters, ratio))
+    return table(rows) + f"\n\nClassifier test accuracy: {result['classifier_accuracy']:.1%}."
+
+
+#: The comparison table's columns: (key in a comparison row, header).
+COMPARISON_COLUMNS = (
+    ("model", "model"),
+    ("run", "training"),
+    ("parameters", "parameters"),
+    ("multiply_adds", "multiply-adds per 128x128 image"),
+    ("seconds_per_step", "s per step"),
+    ("steps", "steps"),
+    ("train_s", "training s"),
+    ("miou", "mIoU"),
+    ("curve_best_miou", "best mIoU on its learning curve"),
+)
+
+
+def comparison_row(record: dict, run: str, curve: dict | None) -> dict:
+    """One row of the comparison (COMPARISON_COLUMNS' keys) from a peer's or the course's record;
+    None where the model was not run (its library is missing)."""
+    row = {key: record.get(key) for key, _ in COMPARISON_COLUMNS}
+    row.update(model=record["label"], run=run, curve_best_miou=curve["best_miou"] if curve else None)
+    row["classifier_steps"] = record.get("classifier_steps")
+    return row
+
+
+def comparison_rows(result: dict) -> list[dict]:
+    """The course FCN-8s, each peer at equal time, the equal-size peer at equal steps, each with
+    parameters, multiply-adds, seconds per step, steps, training seconds, mIoU, and its learning
+    curve's best mIoU (on equal-time rows)."""
+    curves = result.get("curves", {})
+    rows = [
+        comparison_row(
+            result["peers"]["course_fcn8s"], "its recipe: classifier, then FCN-8s", curves.get("course_fcn8s")
+        )
+    ]
+    for name, record in result["peers"].items():
+        if name != "course_fcn8s":
+            rows.append(comparison_row(record, "equal time", curves.get(name)))
+    rows.append(comparison_row(result["equal_steps"], "equal steps", None))
+    return rows
+
+
+def format_cell(key: str, row: dict) -> str:
+    """A comparison row's value for column `key`, as the table shows it ("–" where missing)."""
+    value = row[key]
+    if value is None:
+        return "–"
+    if key == "steps" and row.get("classifier_steps"):
+        return f"{value:,} (+ {row['classifier_steps']:,} classifier)"
+    formats = {
+        "parameters": lambda v: f"{v / 1e6:.2f} M",
+        "multiply_adds": lambda v: f"{v / 1e9:.2f} G",
+        "seconds_per_step": lambda v: f"{v:.3f}",
+        "steps": lambda v: f"{v:,}",
+        "train_s": lambda v: f"{v:.0f}",
+        "miou": lambda v: f"{v:.3f}",
+        "curve_best_miou": lambda v: f"{v:.3f}",
+    }
+    return formats.get(key, str)(value)
+
+
+def comparison_markdown(rows: list[dict], curve_budget_s: float | None = None) -> str:
+    """The comparison rows as a markdown table (the README's)."""
+    header = [title for _, title in COMPARISON_COLUMNS]
+    if curve_budget_s is not None:
+        header[-1] += f" (within {curve_budget_s:.0f} s)"
+    return table([tuple(header)] + [tuple(format_cell(key, row) for key, _ in COMPARISON_COLUMNS) for row in rows])
+
+
+def markdown_report(result: dict) -> str:
+    """The README's tables for one benchmark result: notebooks, speed, quality, and (when the
+    result has them) the comparison with the peers at equal time, equal steps and along the curves."""
+    sections = [notebooks_table(result), speed_table(result), quality_table(result)]
+    if "comparison" in result:
+        sections.append(comparison_markdown(result["comparison"], result.get("curve_budget_s")))
+    return "\n\n".join(sections)
+
+
+# ---------------------------------------------------------------------------- figure
+
+
+def plot_curves(curves: dict, course_budget_s: float, path: Path) -> Path:
+    """Draw the learning curves (x: training seconds, y: held-out mIoU, one line per model, its
+    parameters in the legend) and a line at the course's training time; save a PNG at `path`."""
+    figure = Figure(figsize=(9, 6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for curve in curves.values():
+        seconds = [point["train_s"] for point in curve["points"]]
+        mious = [point["miou"] for point in curve["points"]]
+        axes.plot(seconds, mious, marker="o", label=f"{curve['label']} ({curve['parameters'] / 1e6:.2f} M parameters)")
+    axes.axvline(course_budget_s, color="grey", linestyle=":", label="the course's training time")
+    axes.set(xlabel="training seconds", ylabel="mIoU on the held-out scenes", ylim=(0, 1))
+    axes.set_title("Learning curves: held-out mIoU against training time")
+    axes.grid(alpha=0.3)
+    figure.legend(loc="outside lower center", ncols=2, fontsize="small")  # below the axes: never over a curve
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path

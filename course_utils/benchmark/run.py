@@ -1,0 +1,110 @@
+"""The whole benchmark, in order: notebooks (training the course's models between the cold and the
+warm runs), speed, quality, the peers at equal time and equal steps, the learning curves; then the
+targets and the comparison table."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest.mock import patch
+
+import torch
+
+from ..paths import CHECKPOINT_DIR_VARIABLE
+from ..train import default_width, pick_device
+from .common import BenchmarkConfig, log
+from .curves import learning_curves
+from .machine import machine
+from .notebooks import cold_runs, notebook_paths, notebooks_total, warm_runs
+from .peers import equal_size_report, equal_steps_run, race_at_equal_time
+from .quality import course_models, course_quality, course_record
+from .report import comparison_markdown, comparison_rows, targets
+from .speed import speed_report
+
+
+@contextmanager
+def scratch_checkpoints() -> Iterator[Path]:
+    """A new empty folder that $FCN_COURSE_CHECKPOINTS names for the `with` block (notebook
+    kernels started inside inherit it); afterwards the folder is deleted and the variable is as
+    it was (unset if it was unset), whatever happened in the block."""
+    with tempfile.TemporaryDirectory(prefix="fcn-benchmark-") as scratch:
+        with patch.dict(os.environ, {CHECKPOINT_DIR_VARIABLE: scratch}):
+            yield Path(scratch)
+
+
+def notebooks_and_models(config: BenchmarkConfig, device: torch.device) -> tuple[dict, dict]:
+    """Each notebook cold, then the course's models trained (or loaded from the cold runs'
+    checkpoints), then each notebook warm; all in a scratch checkpoint folder.
+
+    Returns ({notebook name: {"cold_s", "warm_s", "peak_rss_mb"}}, course_models' dict).
+    """
+    paths = notebook_paths(config.notebooks)
+    with scratch_checkpoints() as scratch:
+        log(f"notebooks ({len(paths)}), each cold, in fresh kernels:")
+        cold = cold_runs(paths, scratch)
+        log("course models: loading the cold runs' checkpoints, or training them ...")
+        models = course_models(default_width(device), device, config)
+        log("the notebooks again, warm:")
+        return warm_runs(paths, cold), models
+
+
+def peer_comparison(models: dict, course: dict, device, config: BenchmarkConfig, peer_budget_factor: float) -> dict:
+    """The peers at equal time (peer_budget_factor x the course's training seconds), the equal-size
+    peer at the course's steps, and every learning curve up to config.curve_budget_factor x.
+
+    Returns the result's fields peers, equal_size_peer, equal_steps, curves, curve_budget_s.
+    """
+    log(f"peers, each for {peer_budget_factor:g} x the course's {course['budget_s']:.0f} s:")
+    peers = {
+        "course_fcn8s": course,
+        **race_at_equal_time(peer_budget_factor * course["budget_s"], course["miou"], device, config),
+    }
+    log(f"the equal-size peer for the course's {course['steps']} steps:")
+    equal_steps = equal_steps_run(course["steps"], device, config)
+    curve_budget_s = config.curve_budget_factor * course["budget_s"]
+    log(f"learning curves, up to {curve_budget_s:.0f} s of training each:")
+    curves = learning_curves(models, course["label"], curve_budget_s, device, config)
+    return {
+        "peers": peers,
+        "equal_size_peer": equal_size_report(models["segmenters"]["8s"][0]),
+        "equal_steps": equal_steps,
+        "curves": curves,
+        "curve_budget_s": curve_budget_s,
+    }
+
+
+def run_benchmark(config: BenchmarkConfig, peer_budget_factor: float = 1.0) -> dict:
+    """Every measurement for `config` (common.FULL or QUICK); returns the result (see the README).
+
+    peer_budget_factor: give the peers this many times the course's training time at "equal time"
+    (1 = the same budget, the fair race; more shows how far they get with longer training).
+    """
+    log.start()
+    device = pick_device()
+    notebooks, models = notebooks_and_models(config, device)
+    log("training speed and matrix products:")
+    speed = speed_report(device, config)
+    log("quality on the held-out scenes:")
+    quality = course_quality(models)
+    course = course_record(models, quality["fcn8s_miou"])
+    result = {
+        "quick": config.name == "quick",
+        "notebooks": notebooks,
+        "notebooks_total": notebooks_total(notebooks),
+        **quality,
+        **speed,
+        **peer_comparison(models, course, device, config, peer_budget_factor),
+        "peer_budget_factor": peer_budget_factor,
+        "curve_budget_factor": config.curve_budget_factor,
+        "curve_points": config.curve_points,
+        "curve_scenes": config.curve_scenes,
+        "machine": machine(),
+    }
+    result["comparison"] = comparison_rows(result)
+    result["comparison_markdown"] = comparison_markdown(result["comparison"], result["curve_budget_s"])
+    result["targets"] = targets(result)
+    result["benchmark_s"] = log.elapsed()
+    return result
