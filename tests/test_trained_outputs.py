@@ -49,8 +49,19 @@ EXPECTED = {
         ["fc = classifier.fc_out", "conv = nn.Conv2d(fc.in_features", "coarse = fcn.score_map(image[None])[0]"],
     ),
     "05_upsampling_and_skip_connections": (
-        ["print(format_report(reports))", 'assert miou["FCN-8s"] >= 0.80', "gain = {name:"],
-        ['fcn8 = VGG11SkipFCN.from_classifier(classifier, "8s")', "up.weight.copy_(bilinear_kernel_2d"],
+        [
+            "print(format_report(reports))",
+            'assert miou["FCN-8s"] >= 0.80',
+            "gain = {name:",
+            'epochs = {variant: (history["train_loss"][0]',
+            "change[name] = ((learned - start).norm()",
+        ],
+        [
+            'fcn8 = VGG11SkipFCN.from_classifier(classifier, "8s")',
+            "up.weight.copy_(bilinear_kernel_2d",
+            "x = test_images[:2, :, :112, :120]",
+            "M = torch.stack([conv(unit)",
+        ],
     ),
 }
 
