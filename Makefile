@@ -60,7 +60,7 @@ benchmark: setup-dev  ## speed and quality vs Unet, fcn_resnet50, an equal-size 
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark
 
-benchmark-quick: setup-dev  ## the same, small (a few minutes): a smoke test; writes data/benchmark-quick.json + -curves.png
+benchmark-quick: setup-dev  ## the same, small (about 10 minutes on 2 cores): a smoke test; writes data/benchmark-quick.json + -curves.png
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark --quick
 
