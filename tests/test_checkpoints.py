@@ -15,23 +15,13 @@ from course_utils.checkpoints import (
 )
 from course_utils.models import VGG11FCN, VGG11Classifier
 from course_utils.train import fit
-
-CONFIG = {"num_classes": 3, "width": 4}
+from tests.tiny_models import CONFIG, tiny_model, weights_equal
 
 
 def tiny_classification_data(n=24):
     labels = torch.arange(n) % 3
     images = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     return TensorDataset(images, labels)
-
-
-def tiny_model(seed=0):
-    torch.manual_seed(seed)
-    return VGG11Classifier(**CONFIG)
-
-
-def weights_equal(a, b):
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_checkpoint_round_trip(tmp_path):

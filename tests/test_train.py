@@ -6,7 +6,7 @@ import torch.nn as nn
 from torch.utils.data import TensorDataset
 
 from course_utils.data import IGNORE_INDEX
-from course_utils.models import VGG11FCN, VGG11Classifier
+from course_utils.models import VGG11FCN
 from course_utils.train import (
     WIDTH_VARIABLE,
     count_correct,
@@ -19,8 +19,7 @@ from course_utils.train import (
     predict,
     train_one_epoch,
 )
-
-CONFIG = {"num_classes": 3, "width": 4}
+from tests.tiny_models import tiny_model, weights_equal
 
 
 def tiny_classification_data(n=24, seed=0):
@@ -30,15 +29,6 @@ def tiny_classification_data(n=24, seed=0):
     for i, label in enumerate(labels):
         images[i, label] += 0.8  # class = the bright channel: learnable in a few steps
     return TensorDataset(images, labels)
-
-
-def tiny_model(seed=0):
-    torch.manual_seed(seed)
-    return VGG11Classifier(**CONFIG)
-
-
-def weights_equal(a, b):
-    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 # ----------------------------------------------------------------------------- training
