@@ -388,6 +388,36 @@ class VGG11SkipFCN(nn.Module):
                 fcn.score_pool5.bias[1:].copy_(fc.bias)
         return fcn.to(fc.weight.device).train(classifier.training)
 
+    @classmethod
+    def from_coarser(cls, coarser: VGG11SkipFCN, variant: str) -> VGG11SkipFCN:
+        """Start a finer FCN from a trained coarser one, as the paper trains them in stages:
+        FCN-16s from FCN-32s, FCN-8s from FCN-16s (or from FCN-32s).
+
+        Every layer the two share is copied: the backbone, score_pool5 and, from a 16s, its
+        score_pool4 and up_pool5. The new skip scorers start at zero and the new upsamplers at
+        bilinear, as in __init__; up_final is new too, since its factor (the stride) changes. So
+        the finer FCN starts out scoring like the coarser one, its stride-32 scores now upsampled
+        in steps, and training only has to teach it what the new skip adds.
+
+        Same contract as from_classifier: copies (no storage shared), the coarser model's device
+        and train/eval mode; a model that is not a coarser VGG11SkipFCN raises ValueError.
+        """
+        if not isinstance(coarser, VGG11SkipFCN):
+            raise ValueError(f"from_coarser needs a VGG11SkipFCN, got {type(coarser).__name__}")
+        if variant not in FCN_VARIANTS:
+            raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
+        if FCN_STRIDES[variant] >= coarser.stride:
+            raise ValueError(
+                f"FCN-{variant} is not finer than the FCN-{coarser.variant} it would start from: "
+                f"start 16s from 32s, 8s from 16s"
+            )
+        fcn = cls(coarser.num_classes, coarser.width, variant)
+        shared = {name: tensor for name, tensor in coarser.state_dict().items() if not name.startswith("up_final.")}
+        missing, unexpected = fcn.load_state_dict(shared, strict=False)  # load_state_dict copies
+        assert not unexpected and all(name.startswith(("up_", "score_pool")) for name in missing), (missing, unexpected)
+        device = next(coarser.parameters()).device
+        return fcn.to(device).train(coarser.training)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-pixel scores (N, num_classes, H, W). Each x2 upsampled map is at most one row and
         column short of the skip it is added to, the final map at most stride - 1 (pooling

@@ -102,6 +102,61 @@ def test_skip_scorers_learn(classifier):
     assert fcn.up_final.weight.grad.abs().sum() > 0  # the upsampling is learned too
 
 
+def trained_like(fcn):
+    """`fcn` with every parameter moved off its start (as training would), in eval mode."""
+    with torch.no_grad():
+        for parameter in fcn.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    return fcn.eval()
+
+
+@pytest.mark.parametrize("coarse, fine", [("32s", "16s"), ("16s", "8s"), ("32s", "8s")])
+def test_from_coarser_copies_every_shared_layer_and_starts_the_new_ones_fresh(classifier, coarse, fine):
+    torch.manual_seed(2)
+    coarser = trained_like(VGG11SkipFCN.from_classifier(classifier, coarse))
+    finer = VGG11SkipFCN.from_coarser(coarser, fine)
+    assert finer.variant == fine and finer.num_classes == coarser.num_classes and finer.width == coarser.width
+    old, new = coarser.state_dict(), finer.state_dict()
+    shared = [name for name in old if name in new and not name.startswith("up_final.")]
+    assert any(name.startswith("backbone.") for name in shared) and "score_pool5.weight" in shared
+    for name in shared:
+        assert torch.equal(new[name], old[name]), name
+        assert new[name].data_ptr() != old[name].data_ptr(), f"{name} shares storage"
+    fresh = VGG11SkipFCN(coarser.num_classes, coarser.width, fine).state_dict()
+    for name in new:
+        if name not in shared:  # new skip scorers at zero, new upsamplers bilinear, up_final for the new stride
+            assert torch.equal(new[name], fresh[name]), name
+    assert not finer.training  # the coarser model's mode
+
+
+def test_a_16s_from_a_32s_starts_out_scoring_like_it(classifier):
+    """The new pool4 scorer is zero, so FCN-16s only upsamples the stride-32 scores, in two steps
+    (x2, then x16) instead of one (x32): about the same map, not bit for bit."""
+    torch.manual_seed(3)
+    fcn32 = trained_like(VGG11SkipFCN.from_classifier(classifier, "32s"))
+    with torch.no_grad():
+        fcn32.up_final.weight.copy_(bilinear_kernel(fcn32.num_classes, 32))  # as initialised
+    fcn16 = VGG11SkipFCN.from_coarser(fcn32, "16s")
+    x = torch.rand(2, 3, 128, 96, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        a, b = fcn32(x), fcn16(x)
+    assert a.shape == b.shape
+    inside = (..., slice(32, -32), slice(32, -32))
+    assert (a[inside] - b[inside]).abs().max() < 0.1 * a.abs().max()
+    assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.9
+
+
+def test_from_coarser_refuses_what_is_not_coarser(classifier):
+    fcn16 = VGG11SkipFCN.from_classifier(classifier, "16s")
+    for variant in ("32s", "16s"):
+        with pytest.raises(ValueError, match="not finer than the FCN-16s"):
+            VGG11SkipFCN.from_coarser(fcn16, variant)
+    with pytest.raises(ValueError, match="needs a VGG11SkipFCN"):
+        VGG11SkipFCN.from_coarser(classifier, "8s")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        VGG11SkipFCN.from_coarser(fcn16, "4s")
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="variant must be one of"):
         VGG11SkipFCN(variant="4s")
