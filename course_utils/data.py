@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from matplotlib.path import Path
 from torch.utils.data import Dataset
-from torchvision.ops import masks_to_boxes
 
 from .progress import progress_bar
 
@@ -506,5 +505,7 @@ def bounding_box(mask: torch.Tensor) -> torch.Tensor:
     batch = objects if mask.dim() == 3 else objects[None]
     if not batch.flatten(1).any(dim=1).all():
         raise ValueError("mask has no object pixels: the bounding box is undefined")
+    from torchvision.ops import masks_to_boxes  # here, not at the top: torchvision takes ~2 s to import
+
     boxes = masks_to_boxes(batch)
     return boxes if mask.dim() == 3 else boxes[0]

@@ -1,8 +1,9 @@
 """Pictures for the notebooks: image grids with mask overlays, boxes, heatmaps, training curves.
 
 Overlays and boxes are drawn with torchvision's utilities (`draw_segmentation_masks`,
-`draw_bounding_boxes`); figures are matplotlib. Every function returns the Figure, so a
-notebook cell ends with `plt.show()`.
+`draw_bounding_boxes`), imported inside the two functions that use them: importing torchvision
+takes about 2 s on a laptop CPU, and only notebook 1 draws with it, so the others start faster.
+Figures are matplotlib. Every function returns the Figure, so a notebook cell ends with `plt.show()`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
-from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from .data import IGNORE_INDEX
 
@@ -145,6 +145,8 @@ def overlay_mask(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5) ->
     values = [v for v in mask.unique().tolist() if v != 0]
     if not values:
         return to_uint8(image)
+    from torchvision.utils import draw_segmentation_masks  # here, not at the top: see the module docstring
+
     layers = torch.stack([mask == v for v in values]).cpu()
     colors = [(255, 255, 255) if v == IGNORE_INDEX else CLASS_COLORS[v % len(CLASS_COLORS)] for v in values]
     return draw_segmentation_masks(to_uint8(image), layers, alpha=alpha, colors=colors)
@@ -152,6 +154,8 @@ def overlay_mask(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5) ->
 
 def draw_box(image: torch.Tensor, box: torch.Tensor, label: str | None = None) -> torch.Tensor:
     """Draw one box [x_min, y_min, x_max, y_max] on `image` (3, H, W); returns uint8 (3, H, W)."""
+    from torchvision.utils import draw_bounding_boxes  # here, not at the top: see the module docstring
+
     return draw_bounding_boxes(
         to_uint8(image), box.reshape(1, 4).float(), labels=[label] if label else None, colors="white", width=2
     )
