@@ -25,3 +25,9 @@ def checkpoint_dir() -> Path:
     Read at every call, so setting the variable later (as the benchmark and the tests do) counts.
     """
     return Path(os.environ.get(CHECKPOINT_DIR_VARIABLE) or DATA_DIR / "checkpoints")
+
+
+def dataset_cache_dir() -> Path:
+    """Where drawn held-out datasets are kept as tensors (see cache.py): datasets/ beside the
+    checkpoints, so that a fresh checkpoint folder (the benchmark's cold runs) has no cache either."""
+    return checkpoint_dir() / "datasets"

@@ -6,7 +6,8 @@ Two kinds of function, two contracts:
     trained_classifier()            return (a trained model, its history): loaded from its
                                     checkpoint if valid, else built, trained and saved
 
-(and likewise `fit_segmenter` / `trained_segmenter(variant)` for FCN-32s, 16s and 8s).
+(and likewise `fit_segmenter` / `trained_segmenter(variant)` for FCN-32s, 16s and 8s, trained in
+stages: 32s from the classifier, 16s from the trained 32s, 8s from the trained 16s).
 
 Notebook 3 gets the classifier with `trained_classifier()`; notebook 4 calls the same function,
 so it finds notebook 3's checkpoint, or (run on its own) retrains the very same model. The recipe
@@ -23,12 +24,15 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 from torch.utils.data import TensorDataset
 
+from .cache import load_or_draw
 from .checkpoints import load_or_train
 from .data import NUM_CLASSES, ShapesDataset, ShapesScenes, materialize
 from .models import FCN_VARIANTS, VGG11Classifier, VGG11SkipFCN
@@ -52,19 +56,25 @@ class ClassifierRecipe:
     image_size: int = 64  # images are image_size x image_size pixels
     train_samples: int = 4000  # training images, drawn with TRAIN_DATA_SEED
     val_samples: int = 500  # validation images (one evaluation per epoch), drawn with VAL_DATA_SEED
-    epochs: int = 6
+    epochs: int = 4
     lr: float = 3e-3  # peak learning rate of the one-cycle schedule
-    batch_size: int = 64
+    batch_size: int = 32
     seed: int = 0  # seed for weight init and shuffling (the training run, not the data)
 
 
 CLASSIFIER_RECIPE = ClassifierRecipe()
 
 
-def shapes_split(num_samples: int, seed: int, image_size: int = 64) -> TensorDataset:
+def shapes_split(num_samples: int, seed: int, image_size: int = 64, cached: bool = True) -> TensorDataset:
     """ShapesDataset drawn with data seed `seed`, held in memory as
-    (images (N, 3, H, W), labels (N,), masks (N, H, W))."""
-    return TensorDataset(*materialize(ShapesDataset(num_samples, image_size=image_size, seed=seed)))
+    (images (N, 3, H, W), labels (N,), masks (N, H, W)).
+
+    cached: keep it on disk (cache.load_or_draw), so that the next run loads it instead of drawing
+    it again. The training sets pass False: they are drawn only when a model trains, which takes
+    far longer than drawing, and they would fill hundreds of MB.
+    """
+    dataset = ShapesDataset(num_samples, image_size=image_size, seed=seed)
+    return TensorDataset(*(load_or_draw(dataset) if cached else materialize(dataset)))
 
 
 def classifier_checkpoint(width: int) -> Path:
@@ -79,7 +89,7 @@ def classifier_config(width: int, recipe: ClassifierRecipe = CLASSIFIER_RECIPE) 
 def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe = CLASSIFIER_RECIPE, progress: bool = True) -> dict:
     """Train the given `model` in place on the synthetic shapes, as `recipe` says; return the
     history (see train.fit). No checkpoint is read or written: that is trained_classifier's job."""
-    train_data = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size)
+    train_data = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size, cached=False)
     val_data = shapes_split(recipe.val_samples, VAL_DATA_SEED, recipe.image_size)
     return fit(
         model,
@@ -126,29 +136,58 @@ SCENE_TRAIN_DATA_SEED, SCENE_TEST_DATA_SEED, SCENE_VAL_DATA_SEED = 10, 11, 12
 
 @dataclass(frozen=True)
 class SegmenterRecipe:
-    """How FCN-32s, 16s and 8s are trained on scenes with pixel labels (the same for all three).
+    """How one FCN stage is trained on scenes with pixel labels.
 
     Stored in the checkpoint as `dataclasses.asdict(recipe)`, like ClassifierRecipe.
     """
 
-    image_size: int = 128  # scenes are image_size x image_size pixels
+    # Training scenes are image_size x image_size pixels: 96, smaller than the 128x128 test scenes
+    # (an FCN takes any size), at about half the cost per scene.
+    image_size: int = 96
     train_samples: int = 1500  # training scenes, drawn with SCENE_TRAIN_DATA_SEED
-    epochs: int = 6
+    epochs: int = 2
     lr: float = 1e-2  # peak learning rate of the one-cycle schedule
-    batch_size: int = 16
+    batch_size: int = 4  # small batches: more steps for the same cost, which these short runs need
     # Seed for the training run (shuffling order), not the data. The FCN's initial weights need
-    # none: they are the classifier's, plus new layers that start at zero or bilinear.
+    # none: they are the classifier's (or the coarser FCN's), plus new layers that start at zero
+    # or bilinear.
     seed: int = 0
 
 
-SEGMENTER_RECIPE = SegmenterRecipe()
+#: The FCNs are trained in stages, as the paper does: FCN-32s starts from the classifier, FCN-16s
+#: from the trained FCN-32s, FCN-8s from the trained FCN-16s (VGG11SkipFCN.from_coarser). Each stage
+#: builds on what the one before learned, and FCN-8s ends with all three stages behind it.
+#: Both are read-only mappings: make a variant with {**SEGMENTER_RECIPES, "8s": replace(...)}.
+# Each variant starts from the one before it in FCN_VARIANTS, the first from the classifier:
+# {"32s": "classifier", "16s": "32s", "8s": "16s"}.
+STARTS_FROM = MappingProxyType(dict(zip(FCN_VARIANTS, ("classifier", *FCN_VARIANTS[:-1]))))
+SEGMENTER_RECIPES = MappingProxyType({variant: SegmenterRecipe() for variant in STARTS_FROM})
+
+
+def training_stages(variant: str) -> tuple[str, ...]:
+    """The FCN stages trained to get FCN-`variant`, in order: ("32s", "16s", "8s") for "8s"."""
+    if variant not in STARTS_FROM:
+        raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
+    start = STARTS_FROM[variant]
+    return (variant,) if start == "classifier" else (*training_stages(start), variant)
+
+
+def start_segmenter(variant: str, start: VGG11Classifier | VGG11SkipFCN) -> VGG11SkipFCN:
+    """FCN-`variant` before its training: built from `start`, the model STARTS_FROM names (the
+    trained classifier for 32s, with from_classifier; the trained coarser FCN for 16s and 8s,
+    with from_coarser)."""
+    if STARTS_FROM[variant] == "classifier":
+        return VGG11SkipFCN.from_classifier(start, variant)
+    return VGG11SkipFCN.from_coarser(start, variant)
 
 
 @functools.lru_cache(maxsize=4)
-def scenes_split(num_samples: int, seed: int, image_size: int = 128) -> TensorDataset:
+def scenes_split(num_samples: int, seed: int, image_size: int = 128, cached: bool = True) -> TensorDataset:
     """ShapesScenes drawn with data seed `seed`, held in memory as (images (N, 3, H, W),
-    masks (N, H, W)); cached, since the three FCN variants train on the same scenes."""
-    return TensorDataset(*materialize(ShapesScenes(num_samples, image_size=image_size, seed=seed)))
+    masks (N, H, W)). Kept in memory for the process (the three FCN stages train on the same
+    scenes) and, with `cached`, on disk as shapes_split keeps it."""
+    dataset = ShapesScenes(num_samples, image_size=image_size, seed=seed)
+    return TensorDataset(*(load_or_draw(dataset) if cached else materialize(dataset)))
 
 
 def segmenter_checkpoint(variant: str, width: int) -> Path:
@@ -158,23 +197,30 @@ def segmenter_checkpoint(variant: str, width: int) -> Path:
 def segmenter_config(
     variant: str,
     width: int,
-    recipe: SegmenterRecipe = SEGMENTER_RECIPE,
+    recipes: Mapping[str, SegmenterRecipe] = SEGMENTER_RECIPES,
     classifier_recipe: ClassifierRecipe = CLASSIFIER_RECIPE,
 ) -> dict:
-    """What an FCN's checkpoint records, the classifier it started from included."""
+    """What an FCN's checkpoint records: its stage's recipe, and the configuration of the model
+    it started from (the classifier's, or the coarser FCN's, which records its own start)."""
+    start = STARTS_FROM[variant]
+    starts_from = (
+        classifier_config(width, classifier_recipe)
+        if start == "classifier"
+        else segmenter_config(start, width, recipes, classifier_recipe)
+    )
     return {
         "variant": variant,
         "num_classes": NUM_CLASSES + 1,
         "width": width,
-        "classifier": asdict(classifier_recipe),
-        **asdict(recipe),
+        "starts_from": starts_from,
+        **asdict(recipes[variant]),
     }
 
 
-def fit_segmenter(model: VGG11SkipFCN, recipe: SegmenterRecipe = SEGMENTER_RECIPE, progress: bool = True) -> dict:
+def fit_segmenter(model: VGG11SkipFCN, recipe: SegmenterRecipe, progress: bool = True) -> dict:
     """Train the given FCN in place on scenes with pixel labels (cross-entropy per pixel), as
     `recipe` says; return the history (see train.fit). No checkpoint is read or written."""
-    train_data = scenes_split(recipe.train_samples, SCENE_TRAIN_DATA_SEED, recipe.image_size)
+    train_data = scenes_split(recipe.train_samples, SCENE_TRAIN_DATA_SEED, recipe.image_size, cached=False)
     return fit(
         model,
         train_data,
@@ -191,29 +237,31 @@ def trained_segmenter(
     width: int | None = None,
     device=None,
     retrain: bool = True,
-    recipe: SegmenterRecipe = SEGMENTER_RECIPE,
+    recipes: Mapping[str, SegmenterRecipe] = SEGMENTER_RECIPES,
     classifier_recipe: ClassifierRecipe = CLASSIFIER_RECIPE,
 ) -> tuple[VGG11SkipFCN, dict]:
     """The course's trained FCN-`variant` ("32s", "16s" or "8s") and its history: (model in eval
-    mode, history).
+    mode, history of its own stage).
 
-    Loaded from data/checkpoints/ when a valid checkpoint exists; otherwise started from the
-    course's classifier (trained_classifier: only loaded, or trained, in this case), trained on
-    scenes with fit_segmenter and saved.
+    Loaded from data/checkpoints/ when a valid checkpoint exists; otherwise started from what
+    STARTS_FROM names (the classifier for 32s, the trained coarser FCN for 16s and 8s: loaded, or
+    trained first), trained on scenes with fit_segmenter and recipes[variant], and saved.
     """
+    training_stages(variant)  # a ValueError for an unknown variant
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
     model = VGG11SkipFCN(NUM_CLASSES + 1, width, variant).to(device)
-    config = segmenter_config(variant, width, recipe, classifier_recipe)
+    config = segmenter_config(variant, width, recipes, classifier_recipe)
 
-    def start_from_classifier_and_fit(model: VGG11SkipFCN) -> dict:
-        classifier, _ = trained_classifier(width, device, retrain, classifier_recipe)
-        model.load_state_dict(VGG11SkipFCN.from_classifier(classifier, variant).state_dict())
-        return fit_segmenter(model, recipe)
+    def start_and_fit(model: VGG11SkipFCN) -> dict:
+        if STARTS_FROM[variant] == "classifier":
+            start, _ = trained_classifier(width, device, retrain, classifier_recipe)
+        else:
+            start, _ = trained_segmenter(STARTS_FROM[variant], width, device, retrain, recipes, classifier_recipe)
+        model.load_state_dict(start_segmenter(variant, start).state_dict())
+        return fit_segmenter(model, recipes[variant])
 
-    history = load_or_train(
-        segmenter_checkpoint(variant, width), model, config, start_from_classifier_and_fit, retrain=retrain
-    )
+    history = load_or_train(segmenter_checkpoint(variant, width), model, config, start_and_fit, retrain=retrain)
     return model.to(device).eval(), history
 
 

@@ -109,7 +109,7 @@ def test_the_width_is_part_of_the_checkpoint(fit_calls, tmp_path):
     small_classifier()
     with pytest.raises(CheckpointError):  # a width-8 model does not pick up the width-4 file
         trained_classifier(width=8, device="cpu", retrain=False, recipe=SMALL_RECIPE)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier_w4.pt"]
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["classifier_w4.pt"]
 
 
 def test_the_model_is_ready_for_evaluation(fit_calls):
@@ -126,40 +126,90 @@ def test_the_model_is_ready_for_evaluation(fit_calls):
 
 # ----------------------------------------------------------------------------- FCN-32s / 16s / 8s
 
-SMALL_SEGMENTER = dataclasses.replace(recipes.SEGMENTER_RECIPE, image_size=128, train_samples=6, epochs=1, batch_size=3)
+SMALL_SEGMENTER = dataclasses.replace(
+    recipes.SEGMENTER_RECIPES["32s"], image_size=128, train_samples=6, epochs=1, batch_size=3
+)
+SMALL_SEGMENTERS = {variant: SMALL_SEGMENTER for variant in recipes.SEGMENTER_RECIPES}
 
 
-def small_segmenter(variant, classifier_recipe=SMALL_RECIPE):
+def small_segmenter(variant, classifier_recipe=SMALL_RECIPE, segmenter_recipes=SMALL_SEGMENTERS):
     return recipes.trained_segmenter(
-        variant, width=WIDTH, device="cpu", recipe=SMALL_SEGMENTER, classifier_recipe=classifier_recipe
+        variant, width=WIDTH, device="cpu", recipes=segmenter_recipes, classifier_recipe=classifier_recipe
     )
 
 
-def test_segmenters_train_from_the_classifier_then_load(fit_calls, tmp_path, capsys):
+def test_segmenters_train_in_stages_then_load(fit_calls, tmp_path, capsys):
     from course_utils.models import VGG11SkipFCN
 
     model, history = small_segmenter("8s")
     assert isinstance(model, VGG11SkipFCN) and model.variant == "8s" and model.num_classes == NUM_CLASSES + 1
-    assert (tmp_path / "fcn8s_w4.pt").is_file() and (tmp_path / "classifier_w4.pt").is_file()
-    assert len(fit_calls) == 2  # the classifier, then the FCN
-    assert fit_calls[1]["train_samples"] == 6 and len(history["train_loss"]) == 1
+    for name in ("classifier_w4.pt", "fcn32s_w4.pt", "fcn16s_w4.pt", "fcn8s_w4.pt"):
+        assert (tmp_path / name).is_file(), name
+    assert len(fit_calls) == 4  # the classifier, then FCN-32s, 16s, 8s
+    assert fit_calls[3]["train_samples"] == 6 and len(history["train_loss"]) == 1
     capsys.readouterr()
 
     again, again_history = small_segmenter("8s")
-    assert len(fit_calls) == 2 and again_history == history and weights_equal(model, again)
+    assert len(fit_calls) == 4 and again_history == history and weights_equal(model, again)
     out = capsys.readouterr().out
-    assert out.count("Loaded the trained model") == 1 and "classifier_w4" not in out  # the classifier is not needed
+    assert out.count("Loaded the trained model") == 1 and "fcn16s" not in out  # the stages before are not needed
 
-    small_segmenter("32s")  # its own checkpoint
-    assert (tmp_path / "fcn32s_w4.pt").is_file() and len(fit_calls) == 3
+    small_segmenter("32s")  # trained on the way: loaded
+    assert len(fit_calls) == 4
 
 
-def test_a_changed_classifier_recipe_retrains_the_segmenter_too(fit_calls, capsys):
+def test_each_stage_starts_from_the_trained_one_before(fit_calls, monkeypatch):
+    """FCN-32s from the classifier (from_classifier), 16s from the trained 32s, 8s from the trained
+    16s (from_coarser): what each fit receives is the model the rule builds from the one before."""
+    from course_utils.models import VGG11SkipFCN
+
+    started = []
+    real_fit = recipes.fit
+
+    def recording_fit(model, train_data, **kwargs):
+        started.append(copy.deepcopy(model).eval())
+        return real_fit(model, train_data, **kwargs)
+
+    monkeypatch.setattr(recipes, "fit", recording_fit)
+    small_segmenter("8s")
+    classifier, fcn32, fcn16, fcn8 = (small_classifier()[0], *(small_segmenter(v)[0] for v in ("32s", "16s", "8s")))
+    assert [type(m).__name__ for m in started] == ["VGG11Classifier", "VGG11SkipFCN", "VGG11SkipFCN", "VGG11SkipFCN"]
+    assert weights_equal(started[1], VGG11SkipFCN.from_classifier(classifier, "32s"))
+    assert weights_equal(started[2], VGG11SkipFCN.from_coarser(fcn32, "16s"))
+    assert weights_equal(started[3], VGG11SkipFCN.from_coarser(fcn16, "8s"))
+    assert not weights_equal(started[3], fcn8)  # and each stage then trained
+
+
+def test_each_stage_trains_with_its_own_recipe(fit_calls):
+    stages = {
+        "32s": SMALL_SEGMENTER,
+        "16s": dataclasses.replace(SMALL_SEGMENTER, lr=1e-3),
+        "8s": dataclasses.replace(SMALL_SEGMENTER, lr=2e-3, seed=1),
+    }
+    small_segmenter("8s", segmenter_recipes=stages)
+    assert [(call["lr"], call["seed"]) for call in fit_calls[1:]] == [(SMALL_SEGMENTER.lr, 0), (1e-3, 0), (2e-3, 1)]
+
+
+def test_training_stages_follow_starts_from():
+    assert recipes.training_stages("32s") == ("32s",)
+    assert recipes.training_stages("16s") == ("32s", "16s")
+    assert recipes.training_stages("8s") == ("32s", "16s", "8s")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        recipes.training_stages("4s")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        small_segmenter("4s")
+
+
+def test_a_changed_recipe_upstream_retrains_every_stage_after_it(fit_calls, capsys):
     small_segmenter("16s")
     capsys.readouterr()
     small_segmenter("16s", classifier_recipe=dataclasses.replace(SMALL_RECIPE, lr=1e-3))
-    assert capsys.readouterr().out.count("the saved one is unusable") == 2
-    assert len(fit_calls) == 4
+    assert capsys.readouterr().out.count("the saved one is unusable") == 3  # classifier, 32s, 16s
+    assert len(fit_calls) == 6
+    changed_32s = {**SMALL_SEGMENTERS, "32s": dataclasses.replace(SMALL_SEGMENTER, lr=5e-3)}
+    small_segmenter("16s", classifier_recipe=dataclasses.replace(SMALL_RECIPE, lr=1e-3), segmenter_recipes=changed_32s)
+    assert capsys.readouterr().out.count("the saved one is unusable") == 2  # 32s and 16s, not the classifier
+    assert len(fit_calls) == 8
 
 
 # ----------------------------------------------------------------------------- the recipes themselves
@@ -173,24 +223,19 @@ def test_recipes_are_frozen_and_their_checkpoint_configs_are_unchanged():
         "image_size": 64,
         "train_samples": 4000,
         "val_samples": 500,
-        "epochs": 6,
+        "epochs": 4,
         "lr": 3e-3,
-        "batch_size": 64,
+        "batch_size": 32,
         "seed": 0,
     }
     assert recipes.classifier_config(16) == {"num_classes": 7, "width": 16, **classifier}
-    assert recipes.segmenter_config("8s", 16) == {
-        "variant": "8s",
-        "num_classes": 8,
-        "width": 16,
-        "classifier": classifier,
-        "image_size": 128,
-        "train_samples": 1500,
-        "epochs": 6,
-        "lr": 1e-2,
-        "batch_size": 16,
-        "seed": 0,
-    }
+    stage = {"image_size": 96, "train_samples": 1500, "epochs": 2, "lr": 1e-2, "batch_size": 4, "seed": 0}
+    fcn32 = {"variant": "32s", "num_classes": 8, "width": 16, "starts_from": recipes.classifier_config(16), **stage}
+    fcn16 = {"variant": "16s", "num_classes": 8, "width": 16, "starts_from": fcn32, **stage}
+    fcn8 = {"variant": "8s", "num_classes": 8, "width": 16, "starts_from": fcn16, **stage}
+    assert recipes.segmenter_config("32s", 16) == fcn32
+    assert recipes.segmenter_config("16s", 16) == fcn16
+    assert recipes.segmenter_config("8s", 16) == fcn8
     assert dataclasses.replace(CLASSIFIER_RECIPE, lr=1.0).lr == 1.0 and CLASSIFIER_RECIPE.lr == 3e-3
 
 
@@ -211,7 +256,7 @@ def test_fit_classifier_trains_the_given_model_in_place_and_saves_nothing(fit_ca
     history = recipes.fit_classifier(model, SMALL_RECIPE, progress=False)
     assert len(fit_calls) == 1 and len(history["train_loss"]) == 1 and len(history["val_accuracy"]) == 1
     assert not weights_equal(model, untrained) and not model.training
-    assert list(tmp_path.iterdir()) == []  # checkpoints are trained_classifier's business
+    assert list(tmp_path.glob("*.pt")) == []  # checkpoints are trained_classifier's business (datasets/ caches data)
 
 
 def test_fit_segmenter_trains_the_given_model_in_place_and_saves_nothing(fit_calls, tmp_path):
@@ -222,4 +267,4 @@ def test_fit_segmenter_trains_the_given_model_in_place_and_saves_nothing(fit_cal
     history = recipes.fit_segmenter(model, SMALL_SEGMENTER, progress=False)
     assert len(fit_calls) == 1 and fit_calls[0]["train_samples"] == 6 and len(history["train_loss"]) == 1
     assert not weights_equal(model, untrained) and not model.training
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.glob("*.pt")) == []

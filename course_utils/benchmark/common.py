@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from ..recipes import CLASSIFIER_RECIPE, SEGMENTER_RECIPE, ClassifierRecipe, SegmenterRecipe
+from ..recipes import CLASSIFIER_RECIPE, SEGMENTER_RECIPES, ClassifierRecipe, SegmenterRecipe
 
 #: Notebook 5's held-out scenes: 200 test scenes (every mIoU here), 100 validation scenes (the
 #: converted classifier's threshold). Each is 128x128 pixels.
@@ -32,17 +33,25 @@ class BenchmarkConfig:
         seconds (classifier + FCN-8s).
     curve_points: evaluations per learning curve, evenly spaced in steps (plus one before training).
     curve_scenes: how many of the TEST_SCENES each curve point is scored on.
+    segmenter_recipes: {variant: recipe} of the FCN stages (32s from the classifier, 16s from
+        32s, 8s from 16s), as recipes.SEGMENTER_RECIPES.
     """
 
     name: str
     notebooks: tuple[str, ...] | None
     classifier_recipe: ClassifierRecipe
-    segmenter_recipe: SegmenterRecipe
+    segmenter_recipes: Mapping[str, SegmenterRecipe]
     course_timed_steps: int
     full_timed_steps: int
     curve_budget_factor: float
     curve_points: int
     curve_scenes: int
+
+    @property
+    def scene_recipe(self) -> SegmenterRecipe:
+        """The FCN-8s stage's recipe: its training scenes and batch size (the same in every stage)
+        are what the peers train with."""
+        return self.segmenter_recipes["8s"]
 
 
 #: The full run (make benchmark): every notebook, the course's recipes, curves to 5x its time.
@@ -50,7 +59,7 @@ FULL = BenchmarkConfig(
     name="full",
     notebooks=None,
     classifier_recipe=CLASSIFIER_RECIPE,
-    segmenter_recipe=SEGMENTER_RECIPE,
+    segmenter_recipes=SEGMENTER_RECIPES,
     course_timed_steps=15,
     full_timed_steps=5,
     curve_budget_factor=5.0,
@@ -64,7 +73,10 @@ QUICK = BenchmarkConfig(
     name="quick",
     notebooks=("01_classification_detection_segmentation", "02_vgg11_backbone"),
     classifier_recipe=dataclasses.replace(CLASSIFIER_RECIPE, train_samples=2000, val_samples=200, epochs=4),
-    segmenter_recipe=dataclasses.replace(SEGMENTER_RECIPE, train_samples=200, epochs=2),
+    segmenter_recipes={
+        variant: dataclasses.replace(recipe, train_samples=200, epochs=max(1, recipe.epochs // 2))
+        for variant, recipe in SEGMENTER_RECIPES.items()
+    },
     course_timed_steps=5,
     full_timed_steps=2,
     curve_budget_factor=1.0,

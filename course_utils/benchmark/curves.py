@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from ..models import VGG11SkipFCN, count_parameters
+from ..models import count_parameters
+from ..recipes import start_segmenter, training_stages
 from .common import BenchmarkConfig, log
 from .peers import PEERS, MissingPeer, Peer, build_peer
 from .quality import held_out_scorer, training_scenes
@@ -44,21 +45,35 @@ def curve_record(label: str, run: dict, offset_s: float, parameters: int, budget
 
 
 def course_curve(models: dict, config: BenchmarkConfig, label: str) -> dict:
-    """The course FCN-8s trained again from its classifier, as its recipe says (so it ends where
-    the course's own FCN-8s does), scored at config.curve_points steps."""
+    """The course FCN-8s trained again from its classifier through its stages (32s, 16s, 8s), as
+    the recipes say (so it ends where the course's own FCN-8s does), scored at about
+    config.curve_points steps spread over the stages in proportion to their steps, and at least
+    at the end of each stage."""
     classifier, history = models["classifier"]
-    recipe = config.segmenter_recipe
-    model = VGG11SkipFCN.from_classifier(classifier, "8s")
-    data = training_scenes(config)
-    total_steps = recipe.epochs * math.ceil(len(data) / recipe.batch_size)
-    plan = TrainingPlan(
-        total_steps,
-        recipe.lr,
-        recipe.batch_size,
-        recipe.seed,
-        eval_steps=evaluation_steps(total_steps, config.curve_points),
-    )
-    run = train_steps(model, data, plan, held_out_scorer(config.curve_scenes))
+    data, scorer = training_scenes(config), held_out_scorer(config.curve_scenes)
+    recipes = {variant: config.segmenter_recipes[variant] for variant in training_stages("8s")}
+    stage_steps = {
+        variant: recipe.epochs * math.ceil(len(data) / recipe.batch_size) for variant, recipe in recipes.items()
+    }
+    total_steps = sum(stage_steps.values())
+    model, run = classifier, {"steps": 0, "train_s": 0.0, "curve": []}
+    for variant, recipe in recipes.items():
+        steps = stage_steps[variant]
+        evaluations = max(1, round(config.curve_points * steps / total_steps))
+        model = start_segmenter(variant, model)
+        plan = TrainingPlan(
+            steps, recipe.lr, recipe.batch_size, recipe.seed, eval_steps=evaluation_steps(steps, evaluations)
+        )
+        stage = train_steps(model, data, plan, scorer)
+        # This stage's points, counted from the start of the first stage. Its point before training
+        # falls on the step where the previous stage ended, which is on the curve already.
+        points = [
+            {**point, "step": run["steps"] + point["step"], "train_s": run["train_s"] + point["train_s"]}
+            for point in stage["curve"]
+        ]
+        run["curve"] += points[1:] if run["curve"] else points
+        run["steps"] += stage["steps"]
+        run["train_s"] += stage["train_s"]
     budget_s = history["seconds"] + run["train_s"]
     return curve_record(label, run, history["seconds"], count_parameters(model), budget_s)
 
@@ -66,7 +81,7 @@ def course_curve(models: dict, config: BenchmarkConfig, label: str) -> dict:
 def peer_curve(peer: Peer, budget_s: float, device: torch.device, config: BenchmarkConfig) -> dict:
     """`peer` trained for `budget_s` seconds in one run, scored at config.curve_points steps."""
     model = build_peer(peer, device)
-    data, batch_size = training_scenes(config), config.segmenter_recipe.batch_size
+    data, batch_size = training_scenes(config), config.scene_recipe.batch_size
     total_steps = steps_within(budget_s, seconds_per_step(model, data, peer.lr, batch_size))
     plan = TrainingPlan(
         total_steps,

@@ -3,6 +3,7 @@ checkpoint cached): wall seconds, kernel start-up included, and the kernel's pea
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..paths import NOTEBOOK_DIR
@@ -37,9 +38,10 @@ def time_notebook(path: Path) -> dict:
 
 
 def empty_folder(folder: Path) -> None:
-    """Delete the files in `folder` (the scratch checkpoints), so that the next run is cold."""
-    for file in folder.glob("*"):
-        file.unlink()
+    """Delete everything in `folder` (the scratch checkpoints and the cached datasets beside them),
+    so that the next run is cold."""
+    for entry in folder.glob("*"):
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def cold_runs(paths: list[Path], scratch: Path) -> dict:

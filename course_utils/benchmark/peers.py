@@ -206,7 +206,7 @@ def equal_time_run(peer: Peer, budget_s: float, device: torch.device, config: Be
         model = build_peer(peer, device)
     except MissingPeer as error:
         return {**skipped_record(peer, error), "budget_s": budget_s}
-    data, batch_size = training_scenes(config), config.segmenter_recipe.batch_size
+    data, batch_size = training_scenes(config), config.scene_recipe.batch_size
     step_s = seconds_per_step(model, data, peer.lr, batch_size)
     plan = TrainingPlan(steps_within(budget_s, step_s), peer.lr, batch_size, deadline_s=budget_s)
     log(f"  {peer.name}: training for {budget_s:.0f} s ({plan.total_steps} steps of about {step_s:.2f} s) ...")
@@ -236,7 +236,7 @@ def equal_steps_run(steps: int, device: torch.device, config: BenchmarkConfig, p
         model = build_peer(peer, device)
     except MissingPeer as error:
         return skipped_record(peer, error)
-    plan = TrainingPlan(steps, peer.lr, config.segmenter_recipe.batch_size)
+    plan = TrainingPlan(steps, peer.lr, config.scene_recipe.batch_size)
     log(f"  {peer.name}: {steps} steps ...")
     run = train_steps(model, training_scenes(config), plan)
     (test_images, test_masks), _ = held_out_scenes()

@@ -13,19 +13,32 @@ from matplotlib.figure import Figure
 
 def targets(result: dict) -> dict:
     """The course's speed and quality targets, each named by what it measures and its bound, with
-    the measured value and whether it is met: {name: {"value", "target", "met"}}.
+    the measured value and whether it is met: {name: {"value", "target", "met"}}. The speed targets
+    are those of a 2-core laptop CPU with AVX2 only: a learner waits at most 6 minutes for the
+    whole course cold, and a lecture at most 12 s for any notebook warm.
 
     The mIoU race applies only when the peers had the course's own budget (peer_budget_factor 1).
     """
-    notebooks = result["notebooks"].values()
+    notebooks = result["notebooks"]
     peers = [
         peer["miou"] for name, peer in result["peers"].items() if name != "course_fcn8s" and peer["miou"] is not None
     ]
+    last = notebooks[max(notebooks)]  # notebook 5: it trains the classifier and all three FCNs when cold
     checks = {
-        "notebooks cold, total seconds <= 600": (sum(n["cold_s"] for n in notebooks), 600, "max"),
-        "notebooks warm, total seconds <= 120": (sum(n["warm_s"] for n in notebooks), 120, "max"),
-        "largest kernel, MB <= 3072": (max(n["peak_rss_mb"] or 0 for n in notebooks), 3072, "max"),
+        "notebooks cold, total seconds <= 360": (sum(n["cold_s"] for n in notebooks.values()), 360, "max"),
+        "last notebook cold, seconds <= 200": (last["cold_s"], 200, "max"),
+        "notebooks warm, total seconds <= 45": (sum(n["warm_s"] for n in notebooks.values()), 45, "max"),
+        "slowest notebook warm, seconds <= 12": (max(n["warm_s"] for n in notebooks.values()), 12, "max"),
+        "largest kernel, MB <= 1536": (max(n["peak_rss_mb"] or 0 for n in notebooks.values()), 1536, "max"),
         "classifier accuracy >= 0.98": (result["classifier_accuracy"], 0.98, "min"),
+        "FCN-8s mIoU >= 0.80": (result["fcn8s_miou"], 0.80, "min"),
+        "FCN-8s mIoU - FCN-16s mIoU >= 0": (result["fcn8s_miou"] - result["fcn16s_miou"], 0.0, "min"),
+        "FCN-16s mIoU - FCN-32s mIoU >= 0": (result["fcn16s_miou"] - result["fcn32s_miou"], 0.0, "min"),
+        "converted mIoU - all-background mIoU >= 0.2": (
+            result["converted_fcn_miou"] - result["background_miou"],
+            0.2,
+            "min",
+        ),
         "FCN-8s mIoU >= best peer at the same budget": (result["fcn8s_miou"], max(peers, default=0.0), "min"),
         "full-width training, fraction of matmul FLOP/s >= 0.40": (result["train_flops_utilization"], 0.40, "min"),
     }

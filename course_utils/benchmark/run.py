@@ -35,20 +35,19 @@ def scratch_checkpoints() -> Iterator[Path]:
             yield Path(scratch)
 
 
-def notebooks_and_models(config: BenchmarkConfig, device: torch.device) -> tuple[dict, dict]:
+def notebooks_and_models(config: BenchmarkConfig, device: torch.device, scratch: Path) -> tuple[dict, dict]:
     """Each notebook cold, then the course's models trained (or loaded from the cold runs'
-    checkpoints), then each notebook warm; all in a scratch checkpoint folder.
+    checkpoints), then each notebook warm; all in the scratch checkpoint folder `scratch`.
 
     Returns ({notebook name: {"cold_s", "warm_s", "peak_rss_mb"}}, course_models' dict).
     """
     paths = notebook_paths(config.notebooks)
-    with scratch_checkpoints() as scratch:
-        log(f"notebooks ({len(paths)}), each cold, in fresh kernels:")
-        cold = cold_runs(paths, scratch)
-        log("course models: loading the cold runs' checkpoints, or training them ...")
-        models = course_models(default_width(device), device, config)
-        log("the notebooks again, warm:")
-        return warm_runs(paths, cold), models
+    log(f"notebooks ({len(paths)}), each cold, in fresh kernels:")
+    cold = cold_runs(paths, scratch)
+    log("course models: loading the cold runs' checkpoints, or training them ...")
+    models = course_models(default_width(device), device, config)
+    log("the notebooks again, warm:")
+    return warm_runs(paths, cold), models
 
 
 def peer_comparison(models: dict, course: dict, device, config: BenchmarkConfig, peer_budget_factor: float) -> dict:
@@ -84,7 +83,13 @@ def run_benchmark(config: BenchmarkConfig, peer_budget_factor: float = 1.0) -> d
     """
     log.start()
     device = pick_device()
-    notebooks, models = notebooks_and_models(config, device)
+    with scratch_checkpoints() as scratch:  # every file the run writes: checkpoints, cached data
+        return measure(config, device, scratch, peer_budget_factor)
+
+
+def measure(config: BenchmarkConfig, device: torch.device, scratch: Path, peer_budget_factor: float) -> dict:
+    """run_benchmark's measurements, in order, with `scratch` as the checkpoint folder."""
+    notebooks, models = notebooks_and_models(config, device, scratch)
     log("training speed and matrix products:")
     speed = speed_report(device, config)
     log("quality on the held-out scenes:")
