@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import data
+from .checkpoints import save_atomically
 from .data import materialize
 from .paths import dataset_cache_dir
 
@@ -51,9 +52,6 @@ def load_or_draw(dataset: Dataset) -> tuple[torch.Tensor, ...]:
     except Exception:  # no file yet, truncated, not ours: draw it again
         pass
     tensors = materialize(dataset)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"dataset": repr(dataset), "generator": GENERATOR_FINGERPRINT, "tensors": [_pack(t) for t in tensors]}
-    temporary = path.with_suffix(".tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)  # never leave a half-written file under the real name
+    save_atomically(payload, path)
     return tensors

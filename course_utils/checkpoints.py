@@ -34,10 +34,18 @@ class CheckpointError(RuntimeError):
         super().__init__(f"checkpoint {self.path}: {problem}. {remedy}")
 
 
+def save_atomically(payload, path: Path) -> Path:
+    """torch.save `payload` to `path` through a temporary file, so that an interrupted write never
+    leaves a half-written file under the real name (the folder is created if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
 def save_checkpoint(path, model: nn.Module, config: dict, history: dict | None = None) -> Path:
     """Write model weights with the configuration that built them (and optionally a history)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "model": type(model).__name__,
@@ -45,10 +53,7 @@ def save_checkpoint(path, model: nn.Module, config: dict, history: dict | None =
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "history": history or {},
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a half-written file under the real name
-    return path
+    return save_atomically(payload, Path(path))
 
 
 def load_checkpoint(path, model: nn.Module, config: dict | None = None) -> dict:
