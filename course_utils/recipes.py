@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -63,6 +63,15 @@ class ClassifierRecipe:
 
 
 CLASSIFIER_RECIPE = ClassifierRecipe()
+#: For the full width 64, a GPU's default. With CLASSIFIER_RECIPE it reached only 97.7 % and 98.6 %
+#: test accuracy (two seeds, on a GPU), with 6 epochs 99.2 % and 99.7 %; a GPU trains them in seconds.
+WIDE_CLASSIFIER_RECIPE = replace(CLASSIFIER_RECIPE, epochs=6)
+
+
+def classifier_recipe(width: int) -> ClassifierRecipe:
+    """The recipe the course trains a classifier of `width` with: CLASSIFIER_RECIPE (the CPU's
+    width 16, a Mac's 32), or WIDE_CLASSIFIER_RECIPE from width 64 on."""
+    return WIDE_CLASSIFIER_RECIPE if width >= 64 else CLASSIFIER_RECIPE
 
 
 def shapes_split(num_samples: int, seed: int, image_size: int = 64, cached: bool = True) -> TensorDataset:
@@ -81,12 +90,14 @@ def classifier_checkpoint(width: int) -> Path:
     return checkpoint_dir() / f"classifier_w{width}.pt"
 
 
-def classifier_config(width: int, recipe: ClassifierRecipe = CLASSIFIER_RECIPE) -> dict:
-    """What the classifier's checkpoint records: a file made otherwise is retrained, not reused."""
+def classifier_config(width: int, recipe: ClassifierRecipe | None = None) -> dict:
+    """What the classifier's checkpoint records: a file made otherwise is retrained, not reused.
+    recipe: None is classifier_recipe(width)."""
+    recipe = classifier_recipe(width) if recipe is None else recipe
     return {"num_classes": NUM_CLASSES, "width": width, **asdict(recipe)}
 
 
-def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe = CLASSIFIER_RECIPE, progress: bool = True) -> dict:
+def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe | None = None, progress: bool = True) -> dict:
     """Train the given `model` in place on the synthetic shapes, as `recipe` says; return the
     history (see train.fit). No checkpoint is read or written: that is trained_classifier's job."""
     train_data = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size, cached=False)
@@ -104,7 +115,7 @@ def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe = CLASSIFIER
 
 
 def trained_classifier(
-    width: int | None = None, device=None, retrain: bool = True, recipe: ClassifierRecipe = CLASSIFIER_RECIPE
+    width: int | None = None, device=None, retrain: bool = True, recipe: ClassifierRecipe | None = None
 ) -> tuple[VGG11Classifier, dict]:
     """The course's trained classifier and its training history: (model in eval mode, history).
 
@@ -113,9 +124,11 @@ def trained_classifier(
     fit_classifier and saved there.
     width: None picks the device's default (16 on a CPU, 64 on a GPU).
     retrain: train when the checkpoint is missing or invalid (else raise CheckpointError).
+    recipe: None is classifier_recipe(width).
     """
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
+    recipe = classifier_recipe(width) if recipe is None else recipe
     torch.manual_seed(recipe.seed)  # the same initial weights every time
     model = VGG11Classifier(num_classes=NUM_CLASSES, width=width).to(device)
     history = load_or_train(
@@ -161,7 +174,11 @@ class SegmenterRecipe:
 # Each variant starts from the one before it in FCN_VARIANTS, the first from the classifier:
 # {"32s": "classifier", "16s": "32s", "8s": "16s"}.
 STARTS_FROM = MappingProxyType(dict(zip(FCN_VARIANTS, ("classifier", *FCN_VARIANTS[:-1]))))
-SEGMENTER_RECIPES = MappingProxyType({variant: SegmenterRecipe() for variant in STARTS_FROM})
+# FCN-32s, the first stage, trains for 1 epoch and the finer ones for 2: that saves a sixth of the
+# FCN training time, for about 0.01 less mIoU of FCN-8s (the README's speed table).
+SEGMENTER_RECIPES = MappingProxyType(
+    {variant: SegmenterRecipe(epochs=1 if start == "classifier" else 2) for variant, start in STARTS_FROM.items()}
+)
 
 
 def training_stages(variant: str) -> tuple[str, ...]:
@@ -198,7 +215,7 @@ def segmenter_config(
     variant: str,
     width: int,
     recipes: Mapping[str, SegmenterRecipe] = SEGMENTER_RECIPES,
-    classifier_recipe: ClassifierRecipe = CLASSIFIER_RECIPE,
+    classifier_recipe: ClassifierRecipe | None = None,
 ) -> dict:
     """What an FCN's checkpoint records: its stage's recipe, and the configuration of the model
     it started from (the classifier's, or the coarser FCN's, which records its own start)."""
@@ -238,7 +255,7 @@ def trained_segmenter(
     device=None,
     retrain: bool = True,
     recipes: Mapping[str, SegmenterRecipe] = SEGMENTER_RECIPES,
-    classifier_recipe: ClassifierRecipe = CLASSIFIER_RECIPE,
+    classifier_recipe: ClassifierRecipe | None = None,
 ) -> tuple[VGG11SkipFCN, dict]:
     """The course's trained FCN-`variant` ("32s", "16s" or "8s") and its history: (model in eval
     mode, history of its own stage).

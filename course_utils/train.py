@@ -121,6 +121,16 @@ def train_one_epoch(
     return {"loss": total_loss / len(loader.dataset), "accuracy": right / max(counted, 1), "steps": step_losses}
 
 
+#: Inference batches hold about this many pixels: 64 images of 64x64, 16 of 128x128. Batches that
+#: fit the CPU's caches run about 1.5x faster here than batches of 256 small or 50 large images.
+PIXELS_PER_BATCH = 2**18
+
+
+def inference_batch_size(height: int, width: int) -> int:
+    """How many images of height x width make an inference batch of about PIXELS_PER_BATCH pixels."""
+    return max(1, PIXELS_PER_BATCH // (height * width))
+
+
 @contextmanager
 def eval_mode(model: nn.Module):
     """Run the `with` block with every module of `model` in eval mode (BatchNorm uses its running
@@ -136,14 +146,17 @@ def eval_mode(model: nn.Module):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device=None) -> dict:
+def evaluate(model: nn.Module, data: Dataset, batch_size: int | None = None, device=None) -> dict:
     """Mean cross-entropy and accuracy of `model` on `data`, in eval mode whatever mode the model
     is in (restored afterwards). Both count only targets that are not IGNORE_INDEX.
 
     data yields (images (3, H, W), target, ...), target a label () or a mask (H, W).
+    batch_size: None picks inference_batch_size for the first image's size.
     Returns {"loss": float, "accuracy": float}.
     """
     device = device or next(model.parameters()).device
+    if batch_size is None:
+        batch_size = inference_batch_size(*data[0][0].shape[-2:]) if len(data) else 1  # (empty: make_loader says so)
     total_loss, right, counted = 0.0, 0, 0
     with eval_mode(model):
         for images, targets, *_ in make_loader(data, batch_size, shuffle=False):
@@ -156,7 +169,7 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 256, device=None
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Scores of `model` for a stack of images (N, 3, H, W), batch by batch, on the CPU:
     (N, K) for a classifier, (N, K, H, W) for a segmenter.
 
@@ -164,9 +177,10 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> to
     afterwards, so the scores do not depend on the batch size and BatchNorm's statistics stay put.
     Images go in as channels_last, the layout the convolution kernels run fastest on (about 1.6-2x
     here; the same scores up to float rounding).
+    batch_size: None picks inference_batch_size(H, W).
     """
     device = next(model.parameters()).device
-    batches = images.split(batch_size)
+    batches = images.split(batch_size or inference_batch_size(*images.shape[-2:]))
     with eval_mode(model):
         outputs = [model(batch.to(device, memory_format=torch.channels_last)).cpu() for batch in batches]
     return torch.cat(outputs).contiguous()

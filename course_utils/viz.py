@@ -1,8 +1,9 @@
 """Pictures for the notebooks: image grids with mask overlays, boxes, heatmaps, training curves.
 
-Overlays and boxes are drawn with torchvision's utilities (`draw_segmentation_masks`,
-`draw_bounding_boxes`), imported inside the two functions that use them: importing torchvision
-takes about 2 s on a laptop CPU, and only notebook 1 draws with it, so the others start faster.
+Overlays and boxes are drawn in a few lines of torch, pixel for pixel as torchvision's
+`draw_segmentation_masks` and `draw_bounding_boxes` draw them (the tests compare the two):
+importing torchvision takes about 3 s on a laptop CPU, which notebook 1 would wait for at every
+start only to draw a rectangle.
 Figures are matplotlib. Every function returns the Figure, so a notebook cell ends with `plt.show()`.
 """
 
@@ -36,7 +37,7 @@ IGNORE_COLOR = (255, 255, 255)
 
 
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """Float image (3, H, W) in [0, 1] -> uint8 image (3, H, W) for torchvision's drawing tools.
+    """Float image (3, H, W) in [0, 1] -> uint8 image (3, H, W), the drawing functions' format.
 
     A uint8 image is returned as it is (on the CPU).
     """
@@ -140,25 +141,31 @@ def add_class_legend(fig, class_names: Sequence[str], values=None, background: b
 def overlay_mask(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
     """Colour each object class of `mask` (H, W) over `image` (3, H, W); ignored pixels in white.
 
-    Returns a uint8 image (3, H, W). Mask values: 0 background, k + 1 class k, 255 ignore.
+    Returns a uint8 image (3, H, W): alpha * colour + (1 - alpha) * image on the pixels of each
+    class, the image itself on the background. Mask values: 0 background, k + 1 class k, 255 ignore.
     """
-    values = [v for v in mask.unique().tolist() if v != 0]
-    if not values:
-        return to_uint8(image)
-    from torchvision.utils import draw_segmentation_masks  # here, not at the top: see the module docstring
+    base = to_uint8(image)
+    mask = mask.detach().cpu()
+    painted = base.clone()
+    for value in mask.unique().tolist():
+        if value != 0:
+            color = IGNORE_COLOR if value == IGNORE_INDEX else CLASS_COLORS[value % len(CLASS_COLORS)]
+            painted[:, mask == value] = torch.tensor(color, dtype=torch.uint8)[:, None]
+    return (base * (1 - alpha) + painted * alpha).to(torch.uint8)
 
-    layers = torch.stack([mask == v for v in values]).cpu()
-    colors = [(255, 255, 255) if v == IGNORE_INDEX else CLASS_COLORS[v % len(CLASS_COLORS)] for v in values]
-    return draw_segmentation_masks(to_uint8(image), layers, alpha=alpha, colors=colors)
 
-
-def draw_box(image: torch.Tensor, box: torch.Tensor, label: str | None = None) -> torch.Tensor:
-    """Draw one box [x_min, y_min, x_max, y_max] on `image` (3, H, W); returns uint8 (3, H, W)."""
-    from torchvision.utils import draw_bounding_boxes  # here, not at the top: see the module docstring
-
-    return draw_bounding_boxes(
-        to_uint8(image), box.reshape(1, 4).float(), labels=[label] if label else None, colors="white", width=2
-    )
+def draw_box(image: torch.Tensor, box: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """Draw one box [x_min, y_min, x_max, y_max] (a tensor, inclusive pixel coordinates) on
+    `image` (3, H, W) as a white outline `width` pixels thick, inside the box; returns uint8 (3, H, W)."""
+    if not isinstance(box, torch.Tensor) or box.numel() != 4:
+        raise TypeError(f"box must be a tensor of 4 numbers [x_min, y_min, x_max, y_max], got {box!r}")
+    x0, y0, x1, y1 = box.reshape(4).round().long().tolist()
+    out = to_uint8(image).clone()
+    white = torch.tensor(IGNORE_COLOR, dtype=torch.uint8)[:, None]
+    for t in range(width):  # the outline's t-th ring, inside the box
+        out[:, y0 + t, x0 : x1 + 1] = out[:, y1 - t, x0 : x1 + 1] = white
+        out[:, y0 : y1 + 1, x0 + t] = out[:, y0 : y1 + 1, x1 - t] = white
+    return out
 
 
 def _grid(n: int, ncols: int, size: float):

@@ -401,6 +401,11 @@ def test_materialize_stacks_every_item():
     assert scene_images.shape == (3, 3, 96, 128) and scene_masks.shape == (3, 96, 128)
 
 
+def test_materialize_refuses_an_empty_dataset():
+    with pytest.raises(ValueError, match="empty dataset"):
+        materialize(torch.utils.data.TensorDataset(torch.empty(0, 3, 8, 8)))
+
+
 def test_materialize_progress_goes_to_stderr(capsys):
     materialize(ShapesDataset(4), progress=True)
     captured = capsys.readouterr()

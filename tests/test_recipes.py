@@ -230,7 +230,14 @@ def test_recipes_are_frozen_and_their_checkpoint_configs_are_unchanged():
     }
     assert recipes.classifier_config(16) == {"num_classes": 7, "width": 16, **classifier}
     stage = {"image_size": 96, "train_samples": 1500, "epochs": 2, "lr": 1e-2, "batch_size": 4, "seed": 0}
-    fcn32 = {"variant": "32s", "num_classes": 8, "width": 16, "starts_from": recipes.classifier_config(16), **stage}
+    first_stage = {**stage, "epochs": 1}
+    fcn32 = {
+        "variant": "32s",
+        "num_classes": 8,
+        "width": 16,
+        "starts_from": recipes.classifier_config(16),
+        **first_stage,
+    }
     fcn16 = {"variant": "16s", "num_classes": 8, "width": 16, "starts_from": fcn32, **stage}
     fcn8 = {"variant": "8s", "num_classes": 8, "width": 16, "starts_from": fcn16, **stage}
     assert recipes.segmenter_config("32s", 16) == fcn32

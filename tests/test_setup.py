@@ -182,3 +182,26 @@ def test_every_subpackage_of_course_utils_is_installed():
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     on_disk = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "course_utils").rglob("__init__.py")}
     assert on_disk == listed, f"pyproject.toml [tool.setuptools] packages: {sorted(listed)}, on disk: {sorted(on_disk)}"
+
+
+def test_the_sanitizer_masks_what_differs_between_machines_and_torch_versions():
+    """notebooks/nbval-sanitize.cfg, read as nbval reads it: outputs that differ only where they should."""
+    import re
+
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = dict(
+        get_sanitize_patterns((ROOT / "notebooks" / "nbval-sanitize.cfg").read_text())
+    )  # as nbval keeps them
+
+    def sanitize(text):
+        for regex, replace in patterns.items():
+            text = re.sub(regex, replace, text)
+        return text
+
+    # torch 2.11 prints BatchNorm's `bias`, 2.14 does not
+    older = "(1): BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
+    newer = "(1): BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    assert sanitize(older) == sanitize(newer) == newer
+    assert sanitize("<Figure size 1440x960 with 8 Axes>") == sanitize("<Figure size 1440x720 with 6 Axes>")
+    assert sanitize("Conv2d(3, 64, kernel_size=(3, 3))") == "Conv2d(3, 64, kernel_size=(3, 3))"  # untouched

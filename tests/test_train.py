@@ -13,6 +13,7 @@ from course_utils.train import (
     default_width,
     evaluate,
     fit,
+    inference_batch_size,
     make_loader,
     make_optimizer,
     pick_device,
@@ -168,6 +169,23 @@ def test_predict_runs_in_eval_mode_and_restores_every_modules_mode():
     assert torch.equal(model.features[1].running_mean, running_mean)  # eval mode leaves statistics alone
     with torch.no_grad():
         assert not torch.allclose(model(images), expected, atol=1e-3)  # the model really is mode-sensitive
+
+
+def test_inference_batches_hold_about_the_same_number_of_pixels():
+    assert inference_batch_size(64, 64) == 64 and inference_batch_size(128, 128) == 16
+    assert inference_batch_size(96, 160) == 17 and inference_batch_size(4096, 4096) == 1  # never 0
+
+
+def test_predict_and_evaluate_by_default_split_into_inference_batches(monkeypatch):
+    seen = []
+    model = ModeSensitive()
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x: seen.append(len(x)) or forward(x))
+    monkeypatch.setattr("course_utils.train.PIXELS_PER_BATCH", 3 * 16 * 16)
+    images = torch.rand(8, 3, 16, 16)
+    predict(model, images)
+    evaluate(model, TensorDataset(images, torch.arange(8) % 3))
+    assert seen == [3, 3, 2] * 2
 
 
 def test_evaluate_runs_in_eval_mode_and_restores_the_mode():

@@ -42,7 +42,7 @@ EXPECTED = {
             "wrong = (predicted != test_labels)",
             "for batch_size in (64, 8, 2):",
         ],
-        ["print(CLASSIFIER_RECIPE)", "test_data = shapes_split(1000", "load_checkpoint(classifier_checkpoint"],
+        ["print(classifier_recipe(width))", "test_data = shapes_split(1000", "load_checkpoint(classifier_checkpoint"],
     ),
     "04_classifier_to_fcn": (
         ['compare("stride-16 FCN mean', '"converted classifier": segmentation_report(', "scene_scores = predict(fcn"],

@@ -50,6 +50,39 @@ def test_draw_box_marks_the_box_edge():
     assert out[:, 5, 10].sum() > 0 and out[:, 0, 0].sum() == 0
 
 
+# torchvision's drawing utilities are the oracle: the course draws by hand, pixel for pixel the same.
+
+
+@pytest.mark.parametrize("box", [[5, 5, 14, 14], [0, 0, 19, 15], [3, 7, 6, 10], [2, 1, 17, 4], [12.0, 4.0, 18.0, 9.0]])
+def test_draw_box_draws_what_torchvision_draws(box):
+    from torchvision.utils import draw_bounding_boxes
+
+    image = torch.rand(3, 16, 20)
+    ours = draw_box(image, torch.tensor(box))
+    theirs = draw_bounding_boxes(to_uint8(image), torch.tensor([box]).float(), colors="white", width=2)
+    assert torch.equal(ours, theirs), (ours != theirs).any(dim=0).nonzero().tolist()
+
+
+def test_draw_box_wants_a_tensor_of_four_numbers():
+    for box in ([1, 2, 3, 4], torch.tensor([1, 2, 3])):
+        with pytest.raises(TypeError, match="tensor of 4 numbers"):
+            draw_box(torch.zeros(3, 8, 8), box)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
+def test_overlay_draws_what_torchvision_draws(alpha):
+    from torchvision.utils import draw_segmentation_masks
+
+    from course_utils.data import ShapesScenes
+
+    image, mask = ShapesScenes(1, image_size=96, seed=2)[0]
+    mask[:3] = IGNORE_INDEX
+    values = [v for v in mask.unique().tolist() if v != 0]
+    colors = [(255, 255, 255) if v == IGNORE_INDEX else CLASS_COLORS[v] for v in values]
+    theirs = draw_segmentation_masks(to_uint8(image), torch.stack([mask == v for v in values]), alpha, colors)
+    assert torch.equal(overlay_mask(image, mask, alpha), theirs)
+
+
 def test_show_images_one_axis_per_image_with_titles():
     fig = show_images([torch.rand(3, 8, 8)] * 5, titles=list("abcde"), ncols=3)
     visible = [ax for ax in fig.axes if ax.images]

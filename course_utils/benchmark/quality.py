@@ -27,9 +27,6 @@ from ..train import evaluate, predict
 from .common import TEST_SCENES, VAL_SCENES, BenchmarkConfig
 from .speed import multiply_adds
 
-#: Images per forward pass when scoring: enough to keep the CPU busy, small enough for any model.
-SCORING_BATCH = 50
-
 
 def held_out_scenes() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Notebook 5's scenes: ((test images (200, 3, 128, 128), masks (200, 128, 128)), (validation: 100))."""
@@ -40,7 +37,7 @@ def held_out_scenes() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Te
 def scene_miou(model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> float:
     """mIoU of a network with a background class (scores (N, 1 + K, H, W)) on scenes: images
     (N, 3, H, W), masks (N, H, W). The model's train/eval mode is left as it was."""
-    predicted = predict(model, images, batch_size=SCORING_BATCH).argmax(dim=1)
+    predicted = predict(model, images).argmax(dim=1)
     return segmentation_report(predicted, masks, CLASSES)["mean_iou"]
 
 
@@ -79,9 +76,9 @@ def course_quality(models: dict) -> dict:
     classifier, _ = models["classifier"]
     (test_images, test_masks), (val_images, val_masks) = held_out_scenes()
     converted = VGG11FCN.from_classifier(classifier).eval()
-    val_scores = predict(converted, val_images, SCORING_BATCH)
+    val_scores = predict(converted, val_images)
     threshold, _ = choose_threshold(val_scores, val_masks, range(0, 11), CLASSES)
-    converted_masks = scores_to_mask(predict(converted, test_images, SCORING_BATCH), threshold)
+    converted_masks = scores_to_mask(predict(converted, test_images), threshold)
     quality = {
         "classifier_accuracy": evaluate(classifier, shapes_split(1000, seed=TEST_DATA_SEED))["accuracy"],
         "background_miou": segmentation_report(torch.zeros_like(test_masks), test_masks, CLASSES)["mean_iou"],

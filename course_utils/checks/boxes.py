@@ -86,7 +86,7 @@ def check_mask_to_box(mask_to_box: Callable[[torch.Tensor], torch.Tensor]) -> No
             got,
             (4,),
             shape_hint=_box_shape_hint,
-            why=(": the next cell passes the box to draw_box, which needs a tensor (it calls box.reshape(1, 4))"),
+            why=(": the next cell passes the box to draw_box, which needs a tensor of 4 numbers"),
         )
         if not torch.equal(given, mask):
             raise exercise.error(
