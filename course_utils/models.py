@@ -424,7 +424,13 @@ class VGG11SkipFCN(nn.Module):
         rounds down); match_size refuses anything larger."""
         require_images(x)
         pool3, pool4, conv5 = self.backbone.forward_stages(x)  # strides 8, 16, 16
-        pool5 = self.pool5(conv5)  # (N, 8w, H/32, W/32)
+        return self.scores_from_features(pool3, pool4, self.pool5(conv5), x.shape[-2:])
+
+    def scores_from_features(self, pool3: torch.Tensor, pool4: torch.Tensor, pool5: torch.Tensor, size) -> torch.Tensor:
+        """The head alone: per-pixel scores (N, num_classes, H, W) from the backbone's pool3
+        (N, 4w, H/8, W/8), pool4 (N, 8w, H/16, W/16) and pool5 (N, 8w, H/32, W/32) outputs, for
+        images of spatial `size` (H, W). forward(x) is exactly this on the backbone's features of
+        x; notebook 6 trains the head alone, on features computed once and cached."""
         scores = self.score_pool5(pool5)  # (N, K, H/32, W/32)
         if self.variant in ("16s", "8s"):
             up = match_size(self.up_pool5(scores), pool4.shape[-2:], max_difference=1)
@@ -432,4 +438,4 @@ class VGG11SkipFCN(nn.Module):
         if self.variant == "8s":
             up = match_size(self.up_pool4(scores), pool3.shape[-2:], max_difference=1)
             scores = up + self.score_pool3(pool3)  # (N, K, H/8, W/8)
-        return match_size(self.up_final(scores), x.shape[-2:], max_difference=self.stride - 1)
+        return match_size(self.up_final(scores), tuple(size), max_difference=self.stride - 1)
