@@ -10,7 +10,7 @@ Errors raised *inside* the learner's code are reported the same way ("... raised
 package (see `_common` for how). A check leaves the learner's random number generator as it was.
 
 One module per exercise: `boxes` (notebook 1), `backbone` (2), `head` (3), `copy_layer` (4),
-`upsampling` (5: the bilinear kernel and the skip fusion); `_common` holds what they share.
+`upsampling` (5: the bilinear kernel and the skip fusion), `trimap` (6); `_common` holds what they share.
 """
 
 from ._common import SelfCheckError
@@ -18,6 +18,7 @@ from .backbone import check_backbone
 from .boxes import check_mask_to_box
 from .copy_layer import check_copy_last_layer
 from .head import check_classifier_head
+from .trimap import check_trimap_to_mask
 from .upsampling import check_bilinear_kernel, check_skip_fusion
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "check_copy_last_layer",
     "check_bilinear_kernel",
     "check_skip_fusion",
+    "check_trimap_to_mask",
 ]

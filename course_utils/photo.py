@@ -1,0 +1,109 @@
+"""Your own photo through notebook 6's FCN: any file or upload, any size, shown with a class legend.
+
+    image, mask = segment_photo(fcn, "my_cat.jpg")      image (3, H, W) in [0, 1], mask (H, W)
+    show_photo(image, mask)                              the overlay, with a legend of the classes found
+    display(photo_upload(fcn))                           a FileUpload button that does both
+
+An FCN takes any size, but a 12-megapixel phone photo would take minutes on a CPU, so a photo is
+first scaled down (never up) until its longer side is at most `max_side` pixels.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from .data import MIN_IMAGE_SIZE
+from .pets import SPECIES
+from .pretrained import normalize
+from .train import predict
+
+#: The longer side a photo is scaled down to, at most (about 1 s for the backbone on 2 CPU cores).
+MAX_SIDE = 448
+
+
+def read_photo(source):
+    """A photo as an RGB PIL.Image, from a path (str or Path) or the file's bytes (an upload).
+
+    A missing file, or one that is not an image, is a ValueError saying which and what to do.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        file, name = io.BytesIO(bytes(source)), "the uploaded file"
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ValueError(f"no photo at {path}: check the path (relative paths start in {Path.cwd()})")
+        file, name = path, str(path)
+    try:
+        image = Image.open(file)
+        image.load()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(
+            f"{name} is not an image Pillow can read ({type(error).__name__}): try a JPEG or PNG"
+        ) from None
+    return image.convert("RGB")
+
+
+def photo_tensor(photo, max_side: int = MAX_SIDE) -> torch.Tensor:
+    """PIL photo -> float (3, H, W) in [0, 1], scaled down (keeping its shape) so that its longer
+    side is at most max_side. A photo smaller than 32 pixels on a side is a ValueError."""
+    from torchvision.transforms import functional as F
+
+    if min(photo.size) < MIN_IMAGE_SIZE:
+        raise ValueError(f"the photo is {photo.size[0]}x{photo.size[1]} pixels; the FCN needs at least 32x32")
+    scale = min(1.0, max_side / max(photo.size))
+    if scale < 1:
+        size = (max(MIN_IMAGE_SIZE, round(photo.size[1] * scale)), max(MIN_IMAGE_SIZE, round(photo.size[0] * scale)))
+        photo = F.resize(photo, list(size), antialias=True)
+    return F.to_tensor(photo)
+
+
+def segment_photo(fcn: torch.nn.Module, source, max_side: int = MAX_SIDE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run `fcn` (a VGG11SkipFCN on the ImageNet backbone) on a photo file or its bytes.
+
+    Returns (image (3, H, W) in [0, 1], the photo as scaled by photo_tensor; mask (H, W) int64 with
+    0 background and k + 1 for SPECIES[k]), the mask being the argmax of the FCN's scores.
+    """
+    image = photo_tensor(read_photo(source), max_side)
+    scores = predict(fcn, normalize(image).unsqueeze(0), batch_size=1)  # (1, K, H, W), in eval mode
+    return image, scores[0].argmax(dim=0)
+
+
+def show_photo(image: torch.Tensor, mask: torch.Tensor, title: str | None = None, size: float = 4.0):
+    """The photo with its mask coloured over it and a legend of the classes it shows; returns the Figure."""
+    from .viz import show_images
+
+    return show_images([image], [mask], titles=[title] if title else None, ncols=1, size=size, class_names=SPECIES)
+
+
+def photo_upload(fcn: torch.nn.Module, max_side: int = MAX_SIDE):
+    """A FileUpload button and the figure of the last photo uploaded (or the message saying why not).
+
+    Returns an ipywidgets VBox; `.children[0]` is the FileUpload, whose value the tests set.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="Your photo")
+    output = widgets.Output()
+
+    def on_upload(change) -> None:
+        if not change["new"]:
+            return
+        file = change["new"][0]
+        output.clear_output()
+        with output:
+            try:
+                image, mask = segment_photo(fcn, file["content"], max_side)
+            except ValueError as error:
+                print(error)
+                return
+            show_photo(image, mask, title=f"{file['name']} ({image.shape[2]}x{image.shape[1]})")
+            plt.show()
+
+    upload.observe(on_upload, names="value")
+    return widgets.VBox([upload, output])
