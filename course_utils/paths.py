@@ -15,8 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 #: Files generated at run time (checkpoints, benchmark results); see data/README.md.
 DATA_DIR = REPO_ROOT / "data"
+#: Notebooks that need a download (notebook 6: the Oxford-IIIT Pet photos and ImageNet weights). They
+#: have no stored outputs, so `pytest --nbval`, `make execute` and the benchmark leave them out;
+#: tests/test_pets.py runs them on a small fixture instead.
+DOWNLOAD_NOTEBOOKS = ("06_real_photos",)
 #: Set this environment variable to keep checkpoints elsewhere (the benchmark uses a scratch folder).
 CHECKPOINT_DIR_VARIABLE = "FCN_COURSE_CHECKPOINTS"
+
+
+def course_notebooks(include_downloads: bool = False) -> list[Path]:
+    """The course's notebooks (notebooks/NN_*.ipynb) in order; those in DOWNLOAD_NOTEBOOKS only if asked."""
+    paths = sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+    return [path for path in paths if include_downloads or path.stem not in DOWNLOAD_NOTEBOOKS]
 
 
 def checkpoint_dir() -> Path:

@@ -1,6 +1,6 @@
 """Execute notebooks top to bottom in fresh kernels, in place, as CI expects their stored outputs.
 
-    python -m course_utils.run_notebooks                 # every notebook in notebooks/
+    python -m course_utils.run_notebooks                 # every notebook in notebooks/ that needs no download
     python -m course_utils.run_notebooks notebooks/03_*.ipynb
 
 Used by maintainers before committing a notebook (`make execute`), so its stored outputs come
@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .paths import NOTEBOOK_DIR
+from .paths import course_notebooks
 
 
 def execute_notebook(path: Path, write: bool = True, timeout: int = 1200, append_code: str | None = None):
@@ -53,9 +53,11 @@ def execute_notebook(path: Path, write: bool = True, timeout: int = 1200, append
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: all in notebooks/)")
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="notebooks (default: all in notebooks/ but those needing a download)"
+    )
     args = parser.parse_args(argv)
-    paths = args.paths or sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+    paths = args.paths or course_notebooks()
     for path in paths:
         print(f"{path.name}: ", end="", flush=True)
         _, seconds = execute_notebook(path)

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from course_utils.checks import SelfCheckError
+from course_utils.paths import DOWNLOAD_NOTEBOOKS
 from course_utils.student import (
     BEGIN,
     END,
@@ -94,7 +95,8 @@ def test_each_self_check_rejects_its_stub_with_its_own_message(pairs):
     for _, student, _name in pairs:
         code = [cell for cell in student.cells if cell.cell_type == "code"]
         namespace = {}
-        exec(code[0].source, namespace)  # the notebook's imports
+        # the notebook's imports (notebook 6 first checks its downloads, then imports)
+        exec(next(cell.source for cell in code if "from course_utils.checks import" in cell.source), namespace)
         for stub, check in zip(code, code[1:]):
             if not is_solution(stub):
                 continue
@@ -194,7 +196,8 @@ def test_cells_that_do_not_depend_on_a_solution_keep_their_outputs(pairs):
         first = next(i for i, cell in enumerate(solution.cells) if is_solution(cell))
         assert solution.cells[:first] == student.cells[:first], f"{name}: a cell above the first exercise changed"
         kept += sum(bool(cell.get("outputs")) for cell in student.cells)
-        assert any(cell.get("outputs") for cell in student.cells), f"{name}: no output kept"
+        if Path(name).stem not in DOWNLOAD_NOTEBOOKS:  # notebook 6 is stored without outputs
+            assert any(cell.get("outputs") for cell in student.cells), f"{name}: no output kept"
     assert kept >= 20
 
 

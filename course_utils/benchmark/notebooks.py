@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..paths import NOTEBOOK_DIR
+from ..paths import course_notebooks
 from ..run_notebooks import execute_notebook
 from .common import log
 
@@ -21,9 +21,11 @@ except ImportError:  # Windows
 
 
 def notebook_paths(names: tuple[str, ...] | None) -> list[Path]:
-    """The course's notebooks in order, only those named in `names` unless it is None."""
-    paths = sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
-    return paths if names is None else [path for path in paths if path.stem in names]
+    """The course's notebooks in order, only those named in `names` unless it is None. None leaves
+    out the notebooks that need a download (paths.DOWNLOAD_NOTEBOOKS); naming one includes it."""
+    if names is None:
+        return course_notebooks()
+    return [path for path in course_notebooks(include_downloads=True) if path.stem in names]
 
 
 def time_notebook(path: Path) -> dict:
