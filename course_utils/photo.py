@@ -2,7 +2,7 @@
 
     image, mask = segment_photo(fcn, "my_cat.jpg")      image (3, H, W) in [0, 1], mask (H, W)
     show_photo(image, mask)                              the overlay, with a legend of the classes found
-    display(photo_upload(fcn))                           a FileUpload button that does both
+    display(PhotoUpload(fcn).widget)                     a FileUpload button that does both
 
 An FCN takes any size, but a 12-megapixel phone photo would take minutes on a CPU, so a photo is
 first scaled down (never up) until its longer side is at most `max_side` pixels.
@@ -80,30 +80,36 @@ def show_photo(image: torch.Tensor, mask: torch.Tensor, title: str | None = None
     return show_images([image], [mask], titles=[title] if title else None, ncols=1, size=size, class_names=SPECIES)
 
 
-def photo_upload(fcn: torch.nn.Module, max_side: int = MAX_SIDE):
-    """A FileUpload button and the figure of the last photo uploaded (or the message saying why not).
+class PhotoUpload:
+    """A FileUpload button, and below it the figure of the last photo uploaded (or why it failed).
 
-    Returns an ipywidgets VBox; `.children[0]` is the FileUpload, whose value the tests set.
+    display(PhotoUpload(fcn).widget) in a notebook. `.upload` is the FileUpload, `.result` the last
+    (image, mask) or error message: the tests set `.upload.value` as a browser would and read it.
     """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
 
-    upload = widgets.FileUpload(accept="image/*", multiple=False, description="Your photo")
-    output = widgets.Output()
+    def __init__(self, fcn: torch.nn.Module, max_side: int = MAX_SIDE):
+        import ipywidgets as widgets
 
-    def on_upload(change) -> None:
+        self.fcn, self.max_side, self.result = fcn, max_side, None
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Your photo")
+        self.output = widgets.Output()
+        self.upload.observe(self.on_upload, names="value")
+        self.widget = widgets.VBox([self.upload, self.output])
+
+    def on_upload(self, change) -> None:
+        """Segment the uploaded file and show it (a file that is no photo: the message instead)."""
+        import matplotlib.pyplot as plt
+
         if not change["new"]:
             return
         file = change["new"][0]
-        output.clear_output()
-        with output:
+        self.output.clear_output()
+        with self.output:
             try:
-                image, mask = segment_photo(fcn, file["content"], max_side)
+                self.result = image, mask = segment_photo(self.fcn, file["content"], self.max_side)
             except ValueError as error:
+                self.result = str(error)
                 print(error)
                 return
             show_photo(image, mask, title=f"{file['name']} ({image.shape[2]}x{image.shape[1]})")
             plt.show()
-
-    upload.observe(on_upload, names="value")
-    return widgets.VBox([upload, output])
