@@ -188,11 +188,13 @@ def plot_curves(curves: dict, course_budget_s: float, path: Path) -> Path:
         seconds = [point["train_s"] for point in curve["points"]]
         mious = [point["miou"] for point in curve["points"]]
         axes.plot(seconds, mious, marker="o", label=f"{curve['label']} ({curve['parameters'] / 1e6:.2f} M parameters)")
-    axes.axvline(course_budget_s, color="grey", linestyle=":", label="the course's training time")
+    axes.axvline(
+        course_budget_s, color="grey", linestyle=":", label="the course's training time: the peers' equal-time budget"
+    )
     axes.set(xlabel="training seconds", ylabel="mIoU on the held-out scenes", ylim=(0, 1))
     axes.set_title("Learning curves: held-out mIoU against training time")
     axes.grid(alpha=0.3)
-    figure.legend(loc="outside lower center", ncols=2, fontsize="small")  # below the axes: never over a curve
+    figure.legend(loc="outside lower center", fontsize="small")  # below the axes: never over a curve; one column fits
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     return path
