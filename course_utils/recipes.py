@@ -99,7 +99,9 @@ def classifier_config(width: int, recipe: ClassifierRecipe | None = None) -> dic
 
 def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe | None = None, progress: bool = True) -> dict:
     """Train the given `model` in place on the synthetic shapes, as `recipe` says; return the
-    history (see train.fit). No checkpoint is read or written: that is trained_classifier's job."""
+    history (see train.fit). No checkpoint is read or written: that is trained_classifier's job.
+    recipe: None is classifier_recipe(model.width)."""
+    recipe = classifier_recipe(model.width) if recipe is None else recipe
     train_data = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size, cached=False)
     val_data = shapes_split(recipe.val_samples, VAL_DATA_SEED, recipe.image_size)
     return fit(
