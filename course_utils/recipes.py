@@ -68,7 +68,7 @@ CLASSIFIER_RECIPE = ClassifierRecipe()
 WIDE_CLASSIFIER_RECIPE = replace(CLASSIFIER_RECIPE, epochs=6)
 
 
-def classifier_recipe(width: int) -> ClassifierRecipe:
+def classifier_recipe_for(width: int) -> ClassifierRecipe:
     """The recipe the course trains a classifier of `width` with: CLASSIFIER_RECIPE (the CPU's
     width 16, a Mac's 32), or WIDE_CLASSIFIER_RECIPE from width 64 on."""
     return WIDE_CLASSIFIER_RECIPE if width >= 64 else CLASSIFIER_RECIPE
@@ -92,16 +92,16 @@ def classifier_checkpoint(width: int) -> Path:
 
 def classifier_config(width: int, recipe: ClassifierRecipe | None = None) -> dict:
     """What the classifier's checkpoint records: a file made otherwise is retrained, not reused.
-    recipe: None is classifier_recipe(width)."""
-    recipe = classifier_recipe(width) if recipe is None else recipe
+    recipe: None is classifier_recipe_for(width)."""
+    recipe = classifier_recipe_for(width) if recipe is None else recipe
     return {"num_classes": NUM_CLASSES, "width": width, **asdict(recipe)}
 
 
 def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe | None = None, progress: bool = True) -> dict:
     """Train the given `model` in place on the synthetic shapes, as `recipe` says; return the
     history (see train.fit). No checkpoint is read or written: that is trained_classifier's job.
-    recipe: None is classifier_recipe(model.width)."""
-    recipe = classifier_recipe(model.width) if recipe is None else recipe
+    recipe: None is classifier_recipe_for(model.width)."""
+    recipe = classifier_recipe_for(model.width) if recipe is None else recipe
     train_data = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size, cached=False)
     val_data = shapes_split(recipe.val_samples, VAL_DATA_SEED, recipe.image_size)
     return fit(
@@ -126,11 +126,11 @@ def trained_classifier(
     fit_classifier and saved there.
     width: None picks the device's default (16 on a CPU, 64 on a GPU).
     retrain: train when the checkpoint is missing or invalid (else raise CheckpointError).
-    recipe: None is classifier_recipe(width).
+    recipe: None is classifier_recipe_for(width).
     """
     device = torch.device(device) if device is not None else pick_device()
     width = default_width(device) if width is None else width
-    recipe = classifier_recipe(width) if recipe is None else recipe
+    recipe = classifier_recipe_for(width) if recipe is None else recipe
     torch.manual_seed(recipe.seed)  # the same initial weights every time
     model = VGG11Classifier(num_classes=NUM_CLASSES, width=width).to(device)
     history = load_or_train(

@@ -278,10 +278,13 @@ def test_fit_segmenter_trains_the_given_model_in_place_and_saves_nothing(fit_cal
 
 
 def test_without_a_recipe_the_width_chooses_it(fit_calls, monkeypatch):
-    """classifier_recipe(width): the CPU recipe up to width 32, more epochs from the GPU's width 64 on."""
-    assert recipes.classifier_recipe(16) is CLASSIFIER_RECIPE and recipes.classifier_recipe(32) is CLASSIFIER_RECIPE
-    assert recipes.classifier_recipe(64) == dataclasses.replace(CLASSIFIER_RECIPE, epochs=6)
-    monkeypatch.setattr(recipes, "CLASSIFIER_RECIPE", SMALL_RECIPE)  # what classifier_recipe(4) returns
+    """classifier_recipe_for(width): the CPU recipe up to width 32, more epochs from the GPU's width 64 on."""
+    assert (
+        recipes.classifier_recipe_for(16) is CLASSIFIER_RECIPE
+        and recipes.classifier_recipe_for(32) is CLASSIFIER_RECIPE
+    )
+    assert recipes.classifier_recipe_for(64) == dataclasses.replace(CLASSIFIER_RECIPE, epochs=6)
+    monkeypatch.setattr(recipes, "CLASSIFIER_RECIPE", SMALL_RECIPE)  # what classifier_recipe_for(4) returns
     recipes.fit_classifier(VGG11Classifier(NUM_CLASSES, width=WIDTH), progress=False)
     trained_classifier(width=WIDTH, device="cpu")
     assert [call["train_samples"] for call in fit_calls] == [28, 28]

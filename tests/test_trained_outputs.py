@@ -42,7 +42,11 @@ EXPECTED = {
             "wrong = (predicted != test_labels)",
             "for batch_size in (64, 8, 2):",
         ],
-        ["print(classifier_recipe(width))", "test_data = shapes_split(1000", "load_checkpoint(classifier_checkpoint"],
+        [
+            "print(classifier_recipe_for(width))",
+            "test_data = shapes_split(1000",
+            "load_checkpoint(classifier_checkpoint",
+        ],
     ),
     "04_classifier_to_fcn": (
         ['compare("stride-16 FCN mean', '"converted classifier": segmentation_report(', "scene_scores = predict(fcn"],
