@@ -23,8 +23,6 @@ from course_utils.paths import CHECKPOINT_DIR_VARIABLE
 from course_utils.recipes import classifier_checkpoint, classifier_config, segmenter_checkpoint, segmenter_config
 from course_utils.train import WIDTH_VARIABLE
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = {
     n: ROOT / "notebooks" / f"{n}.ipynb"
@@ -57,7 +55,7 @@ EXPECTED = {
             "print(format_report(reports))",
             'assert miou["FCN-8s"] >= 0.80',
             "gain = {name:",
-            'epochs = {variant: (history["train_loss"][0]',
+            'ends = {variant: (mean(history["step_loss"][:50])',
             "change[name] = ((learned - start).norm()",
         ],
         [
@@ -96,6 +94,13 @@ def cell_numbers(path: Path, pieces: list[str]) -> set[int]:
     return numbers
 
 
+def test_every_named_cell_is_in_its_notebook():
+    """Quick, and outside the slow mark: a notebook edit that renames a checked cell fails here first."""
+    for name, (must_fail, must_pass) in EXPECTED.items():
+        assert not cell_numbers(NOTEBOOKS[name], must_fail) & cell_numbers(NOTEBOOKS[name], must_pass), name
+
+
+@pytest.mark.slow
 def test_untrained_models_fail_the_notebooks_where_training_shows(tmp_path, monkeypatch):
     save_untrained_checkpoints(tmp_path, monkeypatch)
     env = {**os.environ, CHECKPOINT_DIR_VARIABLE: str(tmp_path), WIDTH_VARIABLE: str(WIDTH)}
