@@ -116,25 +116,23 @@ def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):
     _check_labels(pred, target)
     _check_num_classes(num_classes)
 
-    # Keep only the pixels we score, as flat 1-D tensors of shape (P,), in int64: the
-    # index t * C + p below would overflow a small input dtype (uint8: 19 * 20 + 19 > 255).
+    # Every pixel stays in place (selecting the scored ones would copy them, several times slower):
+    # an ignored pixel's labels are replaced by 0 here and its count goes to a spare bin below.
+    # int64 throughout: the index t * C + p would overflow a small input dtype (uint8: 19 * 20 + 19 > 255).
     valid = target != ignore_index
-    t = target[valid].long()
-    p = pred[valid].long()
+    t = torch.where(valid, target, 0).long()
+    p = torch.where(valid, pred, 0).long()
+    for name, labels in (("target", t), ("pred", p)):
+        low, high = torch.aminmax(labels) if labels.numel() else (0, 0)
+        if low < 0 or high >= num_classes:
+            bad = labels[valid & ((labels < 0) | (labels >= num_classes))].unique().tolist()
+            not_ignored = f" that are not ignore_index={ignore_index}" if name == "target" else ""
+            raise ValueError(f"{name} has values {bad} outside [0, {num_classes}){not_ignored}")
 
-    if t.numel() > 0:
-        if t.min() < 0 or t.max() >= num_classes:
-            bad = t[(t < 0) | (t >= num_classes)].unique().tolist()
-            raise ValueError(
-                f"target has values {bad} outside [0, {num_classes}) that are not ignore_index={ignore_index}"
-            )
-        if p.min() < 0 or p.max() >= num_classes:
-            bad = p[(p < 0) | (p >= num_classes)].unique().tolist()
-            raise ValueError(f"pred has values {bad} outside [0, {num_classes})")
-
-    # Each (target, pred) pair gets a unique index t * C + p in [0, C*C);
-    # counting those indices and reshaping gives the C x C matrix.
-    counts = torch.bincount(t * num_classes + p, minlength=num_classes**2)
+    # Each scored (target, pred) pair gets a unique index t * C + p in [0, C*C), each ignored pixel
+    # the spare index C*C; counting the indices and reshaping the first C*C counts gives the matrix.
+    index = torch.where(valid, t * num_classes + p, num_classes**2)
+    counts = torch.bincount(index.reshape(-1), minlength=num_classes**2 + 1)[: num_classes**2]
     return counts.reshape(num_classes, num_classes)
 
 

@@ -102,7 +102,8 @@ def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe | None = Non
     history (see train.fit). No checkpoint is read or written: that is trained_classifier's job.
     recipe: None is classifier_recipe_for(model.width)."""
     recipe = classifier_recipe_for(model.width) if recipe is None else recipe
-    train_data = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size, cached=False)
+    images, labels, _ = shapes_split(recipe.train_samples, TRAIN_DATA_SEED, recipe.image_size, cached=False).tensors
+    train_data = TensorDataset(images, labels)  # without the masks (131 MB), which a classifier never sees
     val_data = shapes_split(recipe.val_samples, VAL_DATA_SEED, recipe.image_size)
     return fit(
         model,
@@ -204,7 +205,8 @@ def start_segmenter(variant: str, start: VGG11Classifier | VGG11SkipFCN) -> VGG1
 def scenes_split(num_samples: int, seed: int, image_size: int = 128, cached: bool = True) -> TensorDataset:
     """ShapesScenes drawn with data seed `seed`, held in memory as (images (N, 3, H, W),
     masks (N, H, W)). Kept in memory for the process (the three FCN stages train on the same
-    scenes) and, with `cached`, on disk as shapes_split keeps it."""
+    scenes; trained_segmenter releases them once the last stage has trained) and, with `cached`,
+    on disk as shapes_split keeps it."""
     dataset = ShapesScenes(num_samples, image_size=image_size, seed=seed)
     return TensorDataset(*(load_or_draw(dataset) if cached else materialize(dataset)))
 
@@ -278,7 +280,10 @@ def trained_segmenter(
         else:
             start, _ = trained_segmenter(STARTS_FROM[variant], width, device, retrain, recipes, classifier_recipe)
         model.load_state_dict(start_segmenter(variant, start).state_dict())
-        return fit_segmenter(model, recipes[variant])
+        history = fit_segmenter(model, recipes[variant])
+        if variant == FCN_VARIANTS[-1]:  # the last stage: no other trains on these scenes (276 MB) after it
+            scenes_split.cache_clear()
+        return history
 
     history = load_or_train(segmenter_checkpoint(variant, width), model, config, start_and_fit, retrain=retrain)
     return model.to(device).eval(), history

@@ -23,7 +23,11 @@ def scores_to_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
     """
     if scores.dim() != 4:
         raise ValueError(f"expected scores shaped (N, K, H, W), got {tuple(scores.shape)}")
-    best_score, best_class = scores.max(dim=1)
+    return threshold_best_class(*scores.max(dim=1), threshold)
+
+
+def threshold_best_class(best_score: torch.Tensor, best_class: torch.Tensor, threshold: float) -> torch.Tensor:
+    """scores_to_mask's rule on the best score and class (each (N, H, W)) of scores.max(dim=1)."""
     return torch.where(best_score > threshold, best_class + 1, torch.zeros_like(best_class))
 
 
@@ -51,8 +55,12 @@ def choose_threshold(
     scores: torch.Tensor, target: torch.Tensor, candidates: Sequence[float], class_names: Sequence[str]
 ) -> tuple[float, dict]:
     """The candidate threshold with the best mIoU on (validation) scores; returns it and {t: mIoU}."""
+    if scores.dim() != 4:
+        raise ValueError(f"expected scores shaped (N, K, H, W), got {tuple(scores.shape)}")
+    best_score, best_class = scores.max(dim=1)  # once, not once per candidate
     results = {
-        float(t): segmentation_report(scores_to_mask(scores, t), target, class_names)["mean_iou"] for t in candidates
+        float(t): segmentation_report(threshold_best_class(best_score, best_class, t), target, class_names)["mean_iou"]
+        for t in candidates
     }
     best = max(results, key=results.get)
     return best, results

@@ -78,7 +78,7 @@ def count_correct(scores: torch.Tensor, targets: torch.Tensor) -> tuple[int, int
     Targets equal to IGNORE_INDEX (255: unlabelled pixels) are neither right nor counted, so
     right / counted is the accuracy on the labelled pixels only, as the loss sees them.
     """
-    predictions = scores.argmax(dim=1)
+    predictions = scores.max(dim=1).indices  # the argmax over classes; .argmax is ~10x slower on the CPU
     counted = targets != IGNORE_INDEX
     return int((predictions == targets)[counted].sum()), int(counted.sum())
 
@@ -179,11 +179,18 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = Non
     here; the same scores up to float rounding).
     batch_size: None picks inference_batch_size(H, W).
     """
+    if images.dim() != 4 or len(images) == 0:
+        raise ValueError(f"predict needs a stack of at least one image (N, 3, H, W), got shape {tuple(images.shape)}")
     device = next(model.parameters()).device
-    batches = images.split(batch_size or inference_batch_size(*images.shape[-2:]))
+    size = batch_size or inference_batch_size(*images.shape[-2:])
+    scores = None  # allocated once the first batch shows the output's shape: no list of batches to concatenate
     with eval_mode(model):
-        outputs = [model(batch.to(device, memory_format=torch.channels_last)).cpu() for batch in batches]
-    return torch.cat(outputs).contiguous()
+        for start in range(0, len(images), size):
+            batch = model(images[start : start + size].to(device, memory_format=torch.channels_last))
+            if scores is None:
+                scores = torch.empty((len(images), *batch.shape[1:]), dtype=batch.dtype)
+            scores[start : start + len(batch)] = batch  # copied to the CPU, in the standard (N, K, ...) layout
+    return scores
 
 
 def make_optimizer(

@@ -17,13 +17,16 @@ from torchvision.ops import masks_to_boxes
 from course_utils.data import (
     CLASSES,
     IGNORE_INDEX,
+    MAX_DRAWING_WORKERS,
     NUM_CLASSES,
     OBJECT_GAP,
+    PARALLEL_DRAWING_MIN_ITEMS,
     RADIUS_RANGE,
     ShapesDataset,
     ShapesScenes,
     bounding_box,
     class_index,
+    drawing_workers,
     fill_ratio,
     materialize,
 )
@@ -399,6 +402,23 @@ def test_materialize_stacks_every_item():
         assert items_equal((images[i], labels[i].item(), masks[i]), ds[i])
     scene_images, scene_masks = materialize(ShapesScenes(3, image_size=(96, 128)))
     assert scene_images.shape == (3, 3, 96, 128) and scene_masks.shape == (3, 96, 128)
+
+
+def test_materialize_with_worker_processes_draws_the_very_same_tensors():
+    ds = ShapesDataset(150, image_size=32, seed=4)  # 3 batches: the last one short
+    in_process, in_workers = materialize(ds, workers=0), materialize(ds, workers=2)
+    assert all(torch.equal(a, b) for a, b in zip(in_process, in_workers))
+    assert [t.dtype for t in in_workers] == [torch.float32, torch.int64, torch.int64]
+    assert items_equal((in_workers[0][149], in_workers[1][149].item(), in_workers[2][149]), ds[149])
+
+
+def test_only_large_datasets_are_drawn_by_one_worker_per_core(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert drawing_workers(PARALLEL_DRAWING_MIN_ITEMS - 1) == 0 and drawing_workers(PARALLEL_DRAWING_MIN_ITEMS) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    assert drawing_workers(10_000) == MAX_DRAWING_WORKERS
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert drawing_workers(10_000) == 0  # one core: a worker would only add its start-up
 
 
 def test_materialize_refuses_an_empty_dataset():

@@ -158,6 +158,17 @@ def test_segmenters_train_in_stages_then_load(fit_calls, tmp_path, capsys):
     assert len(fit_calls) == 4
 
 
+def test_the_stages_share_one_drawing_of_their_scenes_and_the_last_releases_it(fit_calls):
+    recipes.scenes_split.cache_clear()
+    small_segmenter("16s")  # the classifier, FCN-32s and FCN-16s train
+    scenes = [call["train_data"] for call in fit_calls[1:]]
+    assert scenes[0] is scenes[1]  # drawn once for both stages
+    assert recipes.scenes_split.cache_info().currsize == 1  # kept: FCN-8s may train on them next
+    small_segmenter("8s")
+    assert fit_calls[3]["train_data"] is scenes[0]
+    assert recipes.scenes_split.cache_info().currsize == 0  # the last stage is done: released
+
+
 def test_each_stage_starts_from_the_trained_one_before(fit_calls, monkeypatch):
     """FCN-32s from the classifier (from_classifier), 16s from the trained 32s, 8s from the trained
     16s (from_coarser): what each fit receives is the model the rule builds from the one before."""
@@ -264,6 +275,8 @@ def test_fit_classifier_trains_the_given_model_in_place_and_saves_nothing(fit_ca
     assert len(fit_calls) == 1 and len(history["train_loss"]) == 1 and len(history["val_accuracy"]) == 1
     assert not weights_equal(model, untrained) and not model.training
     assert list(tmp_path.glob("*.pt")) == []  # checkpoints are trained_classifier's business (datasets/ caches data)
+    images, labels = fit_calls[0]["train_data"].tensors  # no masks: a classifier never uses them
+    assert images.shape == (28, 3, 32, 32) and labels.shape == (28,)
 
 
 def test_fit_segmenter_trains_the_given_model_in_place_and_saves_nothing(fit_calls, tmp_path):

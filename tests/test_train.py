@@ -188,6 +188,25 @@ def test_predict_and_evaluate_by_default_split_into_inference_batches(monkeypatc
     assert seen == [3, 3, 2] * 2
 
 
+def test_predict_fills_one_standard_layout_tensor_and_refuses_an_empty_stack():
+    model = nn.Conv2d(3, 5, 3, padding=1)
+    images = torch.rand(7, 3, 12, 10)
+    scores = predict(model, images, batch_size=3)  # batches of 3, 3 and 1
+    assert scores.shape == (7, 5, 12, 10) and scores.is_contiguous()
+    with torch.no_grad():
+        assert torch.allclose(scores, model(images), atol=1e-5)
+    for wrong in (torch.rand(0, 3, 12, 10), torch.rand(3, 12, 10)):
+        with pytest.raises(ValueError, match=r"at least one image \(N, 3, H, W\), got shape"):
+            predict(model, wrong)
+
+
+def test_pixel_counts_take_the_first_best_class_as_argmax_does():
+    scores = torch.tensor([[[[1.0, 2.0]], [[1.0, 0.0]], [[0.5, 2.0]]]])  # (1, 3, 1, 2); ties at both pixels
+    assert scores.argmax(dim=1).tolist() == [[[0, 0]]]
+    assert count_correct(scores, torch.tensor([[[0, 0]]])) == (2, 2)
+    assert count_correct(scores, torch.tensor([[[1, 2]]])) == (0, 2)
+
+
 def test_evaluate_runs_in_eval_mode_and_restores_the_mode():
     model = ModeSensitive()
     data = TensorDataset(torch.rand(8, 3, 16, 16), torch.arange(8) % 3)

@@ -35,7 +35,7 @@ EXPECTED = {
     "03_train_classifier": (
         [
             "final = {key: values[-1]",
-            "result = evaluate(model, test_data)",
+            "accuracy = right / len(test_labels)",
             "cm = confusion_matrix(",
             "wrong = (predicted != test_labels)",
             "for batch_size in (64, 8, 2):",
