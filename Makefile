@@ -64,8 +64,10 @@ benchmark-quick: setup-dev  ## the same, small (about 10 minutes on 2 cores): a 
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark --quick
 
+# Everything in data/ but the files git tracks there (.gitignore's exceptions: the README and the
+# reference benchmark run).
 clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them)
-	find data -mindepth 1 ! -name README.md -exec rm -rf {} +
+	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name benchmark.json ! -name benchmark-curves.png -exec rm -rf {} +
 
 execute: setup-dev  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
 	$(BIN)/python -m course_utils.run_notebooks

@@ -78,7 +78,7 @@ def count_correct(scores: torch.Tensor, targets: torch.Tensor) -> tuple[int, int
     Targets equal to IGNORE_INDEX (255: unlabelled pixels) are neither right nor counted, so
     right / counted is the accuracy on the labelled pixels only, as the loss sees them.
     """
-    predictions = scores.max(dim=1).indices  # the argmax over classes; .argmax is ~10x slower on the CPU
+    predictions = scores.max(dim=1).indices  # the argmax over classes (.argmax: ~10x slower on NCHW scores on a CPU)
     counted = targets != IGNORE_INDEX
     return int((predictions == targets)[counted].sum()), int(counted.sum())
 

@@ -97,6 +97,8 @@ def test_quick_run_reports_every_figure(quick_run):
         "isa_settings",
         "torch_threads",
         "device",
+        "load_average_at_start",
+        "load_average_at_end",
     }
     assert result["machine"]["torch"] == torch.__version__
 
@@ -480,6 +482,10 @@ def test_the_machine_record_names_what_makes_results_differ(monkeypatch):
     assert record["isa_settings"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
     assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["torch_threads"] == torch.get_num_threads()
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.344, 1.5, 0.25))
+    assert machine.machine()["load_average_at_end"] == [2.34, 1.5, 0.25]
+    monkeypatch.delattr(os, "getloadavg")  # Windows has none
+    assert machine.load_average() is None
 
 
 # ---------------------------------------------------------------------------- report

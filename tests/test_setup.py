@@ -3,6 +3,7 @@
 import ast
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +127,20 @@ def test_generated_data_is_ignored_but_documented():
     ignore = (ROOT / ".gitignore").read_text().splitlines()
     assert "data/*" in ignore and "!data/README.md" in ignore
     assert (ROOT / "data" / "README.md").is_file()
+
+
+def test_clean_data_deletes_what_is_generated_and_keeps_what_git_tracks(tmp_path):
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    data = tmp_path / "data"
+    kept = ["README.md", "benchmark.json", "benchmark-curves.png"]
+    generated = ["checkpoints/classifier_w16.pt", "checkpoints/datasets/ShapesScenes-0.pt", "pets/features.pt"]
+    for name in kept + generated:
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_text("x")
+    subprocess.run(["make", "-s", "clean-data"], cwd=tmp_path, check=True, capture_output=True)
+    assert sorted(path.name for path in data.iterdir()) == sorted(kept)
+    tracked = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert {Path(name).name for name in tracked} <= set(kept)  # a new tracked file there must be kept too
 
 
 def test_the_benchmark_peers_are_never_a_course_dependency():

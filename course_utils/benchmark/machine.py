@@ -29,8 +29,20 @@ def cpu_description(cpuinfo: str) -> tuple[str, list[str]]:
     return name, [label for flag, label in CPU_FLAGS.items() if flag in flags]
 
 
+def load_average() -> list[float] | None:
+    """The system's load averages over 1, 5 and 15 minutes (None where unknown, e.g. Windows).
+
+    The benchmark itself keeps about `cores` busy; a figure well above that means something else
+    ran beside it and its timings are suspect."""
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def machine() -> dict:
-    """The machine's record: CPU, its extensions, torch's code path, ISA settings, cores, threads, device."""
+    """The machine's record: CPU, its extensions, torch's code path, ISA settings, cores, threads,
+    device, and the load averages now (at the end of a run)."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:  # not Linux
@@ -47,4 +59,5 @@ def machine() -> dict:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else device.type,
         "platform": platform.platform(),
+        "load_average_at_end": load_average(),
     }

@@ -17,7 +17,7 @@ from ..paths import CHECKPOINT_DIR_VARIABLE
 from ..train import default_width, pick_device
 from .common import BenchmarkConfig, log
 from .curves import learning_curves
-from .machine import machine
+from .machine import load_average, machine
 from .notebooks import cold_runs, notebook_paths, notebooks_total, warm_runs
 from .peers import equal_size_report, equal_steps_run, race_at_equal_time
 from .quality import course_models, course_quality, course_record
@@ -89,6 +89,7 @@ def run_benchmark(config: BenchmarkConfig, peer_budget_factor: float = 1.0) -> d
 
 def measure(config: BenchmarkConfig, device: torch.device, scratch: Path, peer_budget_factor: float) -> dict:
     """run_benchmark's measurements, in order, with `scratch` as the checkpoint folder."""
+    load_at_start = load_average()
     notebooks, models = notebooks_and_models(config, device, scratch)
     log("training speed and matrix products:")
     speed = speed_report(device, config)
@@ -106,7 +107,7 @@ def measure(config: BenchmarkConfig, device: torch.device, scratch: Path, peer_b
         "curve_budget_factor": config.curve_budget_factor,
         "curve_points": config.curve_points,
         "curve_scenes": config.curve_scenes,
-        "machine": machine(),
+        "machine": {**machine(), "load_average_at_start": load_at_start},
     }
     result["comparison"] = comparison_rows(result)
     result["comparison_markdown"] = comparison_markdown(result["comparison"], result["curve_budget_s"])
