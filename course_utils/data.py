@@ -24,6 +24,7 @@ much of their circumscribed circle they fill (`fill_ratio` below):
 from __future__ import annotations
 
 import math
+import multiprocessing
 import numbers
 import os
 from dataclasses import dataclass
@@ -484,8 +485,15 @@ MAX_DRAWING_WORKERS = 4
 
 
 def drawing_workers(num_items: int) -> int:
-    """How many worker processes materialize uses for `num_items` items (0: draw in this process)."""
-    if num_items < PARALLEL_DRAWING_MIN_ITEMS:
+    """How many worker processes materialize uses for `num_items` items (0: draw in this process).
+
+    Only where workers start by forking this process (Linux up to Python 3.13), in milliseconds.
+    Elsewhere (macOS, Windows, Python 3.14's forkserver) each one would start a new interpreter and
+    import torch first, a few seconds, which is about what drawing a training set takes.
+    """
+    # The method set for this process, else the platform's default (listed first); asking does not set it.
+    start_method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+    if num_items < PARALLEL_DRAWING_MIN_ITEMS or start_method != "fork":
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cores, MAX_DRAWING_WORKERS) if cores > 1 else 0

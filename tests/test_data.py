@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -413,12 +414,16 @@ def test_materialize_with_worker_processes_draws_the_very_same_tensors():
 
 
 def test_only_large_datasets_are_drawn_by_one_worker_per_core(monkeypatch):
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "fork")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert drawing_workers(PARALLEL_DRAWING_MIN_ITEMS - 1) == 0 and drawing_workers(PARALLEL_DRAWING_MIN_ITEMS) == 2
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
     assert drawing_workers(10_000) == MAX_DRAWING_WORKERS
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert drawing_workers(10_000) == 0  # one core: a worker would only add its start-up
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "spawn")
+    assert drawing_workers(10_000) == 0  # a worker that imports torch first costs seconds
 
 
 def test_materialize_refuses_an_empty_dataset():
