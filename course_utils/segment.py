@@ -21,13 +21,18 @@ def scores_to_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
     Pixel (h, w) gets class argmax_k scores[:, k, h, w] + 1 if that best score exceeds
     `threshold`, else 0.
     """
+    return threshold_best_class(*best_class_scores(scores), threshold)
+
+
+def best_class_scores(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (N, K, H, W) -> (best score, best class), each (N, H, W): scores.max(dim=1)."""
     if scores.dim() != 4:
         raise ValueError(f"expected scores shaped (N, K, H, W), got {tuple(scores.shape)}")
-    return threshold_best_class(*scores.max(dim=1), threshold)
+    return scores.max(dim=1)
 
 
 def threshold_best_class(best_score: torch.Tensor, best_class: torch.Tensor, threshold: float) -> torch.Tensor:
-    """scores_to_mask's rule on the best score and class (each (N, H, W)) of scores.max(dim=1)."""
+    """scores_to_mask's rule on the best score and class (each (N, H, W)) of best_class_scores."""
     return torch.where(best_score > threshold, best_class + 1, torch.zeros_like(best_class))
 
 
@@ -55,9 +60,7 @@ def choose_threshold(
     scores: torch.Tensor, target: torch.Tensor, candidates: Sequence[float], class_names: Sequence[str]
 ) -> tuple[float, dict]:
     """The candidate threshold with the best mIoU on (validation) scores; returns it and {t: mIoU}."""
-    if scores.dim() != 4:
-        raise ValueError(f"expected scores shaped (N, K, H, W), got {tuple(scores.shape)}")
-    best_score, best_class = scores.max(dim=1)  # once, not once per candidate
+    best_score, best_class = best_class_scores(scores)  # once, not once per candidate
     results = {
         float(t): segmentation_report(threshold_best_class(best_score, best_class, t), target, class_names)["mean_iou"]
         for t in candidates
