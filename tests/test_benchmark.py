@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "course_utils" / "benchmark"
 PEER_NAMES = {"smp_unet_vgg11_bn", "torchvision_fcn_resnet50", "smp_unet_resnet18_small"}
 KEYS = {
+    "complete",
     "notebooks",
     "classifier_accuracy",
     "converted_fcn_miou",
@@ -73,7 +74,8 @@ def test_quick_run_writes_the_json_and_prints_it_as_its_last_line(quick_run):
     stored = json.loads(output.read_text())
     printed = json.loads(completed.stdout.strip().splitlines()[-1])
     assert printed == stored
-    assert KEYS <= set(stored) and stored["quick"] is True
+    assert KEYS <= set(stored) and stored["quick"] is True and stored["complete"] is True
+    assert not cli.partial_path(output).exists()  # the run ended, so its partial record is gone
 
 
 @pytest.mark.slow
@@ -659,3 +661,36 @@ def test_a_quick_run_never_replaces_the_full_result():
     assert cli.default_output(quick=True).name == "benchmark-quick.json"
     assert cli.figure_path(cli.default_output(quick=False)).name == "benchmark-curves.png"
     assert cli.figure_path(cli.default_output(quick=True)).name == "benchmark-quick-curves.png"
+
+
+def test_a_run_stopped_during_the_curves_keeps_what_it_measured_in_the_partial_file(tmp_path, monkeypatch):
+    """Every phase faked: the run saves after each phase and each curve, and a stop during the
+    second curve leaves the notebooks, speed, quality, peers and the first curve on disk."""
+    monkeypatch.setattr(
+        run, "notebooks_and_models", lambda *args: ({"nb": {"cold_s": 1.0}}, {"segmenters": {"8s": (None, None)}})
+    )
+    monkeypatch.setattr(run, "notebooks_total", lambda notebooks: {"cold_s": 1.0})
+    monkeypatch.setattr(run, "speed_report", lambda *args: {"train_images_per_s": {"width16": 300.0}})
+    monkeypatch.setattr(run, "course_quality", lambda models: {"fcn8s_miou": 0.8})
+    monkeypatch.setattr(
+        run, "course_record", lambda models, miou: {"budget_s": 10.0, "steps": 5, "label": "c", "miou": miou}
+    )
+    monkeypatch.setattr(run, "race_at_equal_time", lambda *args: {"peer": {"miou": 0.1}})
+    monkeypatch.setattr(run, "equal_steps_run", lambda *args: {"miou": 0.2})
+    monkeypatch.setattr(run, "equal_size_report", lambda model: {"parameters": 1})
+
+    def curves_then_stop(models, label, budget_s, device, config, on_curve):
+        on_curve({"course_fcn8s": {"best_miou": 0.8}})
+        raise KeyboardInterrupt  # e.g. the session ends during the second curve
+
+    monkeypatch.setattr(run, "learning_curves", curves_then_stop)
+    output = tmp_path / "benchmark.json"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["--quick", "--output", str(output)])
+    assert not output.exists()
+    partial = json.loads(cli.partial_path(output).read_text())
+    assert partial["complete"] is False and partial["quick"] is True
+    assert partial["notebooks"] == {"nb": {"cold_s": 1.0}} and partial["fcn8s_miou"] == 0.8
+    assert partial["train_images_per_s"] == {"width16": 300.0} and partial["peers"]["peer"] == {"miou": 0.1}
+    assert partial["curves"] == {"course_fcn8s": {"best_miou": 0.8}}
+    assert "load_average_at_start" in partial["machine"] and partial["benchmark_s"] >= 0

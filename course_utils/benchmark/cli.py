@@ -88,19 +88,42 @@ def figure_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}-curves.png")
 
 
+def partial_path(output: Path) -> Path:
+    """Where a run keeps what it has measured until it ends: data/benchmark.json ->
+    data/benchmark.partial.json."""
+    return output.with_name(f"{output.stem}.partial.json")
+
+
+def write_json(path: Path, result: dict) -> None:
+    """`result` as indented JSON at `path` (folders created), written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    unfinished = path.with_name(path.name + ".tmp")
+    unfinished.write_text(json.dumps(result, indent=2) + "\n")
+    unfinished.replace(path)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark as the command line says; write the JSON and the figure, and print the
-    JSON as the last line of stdout. Returns the result ({} with --table)."""
+    JSON as the last line of stdout. Returns the result ({} with --table).
+
+    While it runs, what it has measured so far is kept in *.partial.json beside the output
+    ("complete": false), so that a run stopped after hours is not lost; the file is removed when
+    the run ends."""
     args = parser().parse_args(argv)
     if args.table:
         print(markdown_report(json.loads(args.table.read_text())))
         return {}
     output = args.output or default_output(args.quick)
-    result = run_benchmark(config_from(args), peer_budget_factor=args.peer_budget_factor)
+    partial = partial_path(output)
+    result = run_benchmark(
+        config_from(args),
+        peer_budget_factor=args.peer_budget_factor,
+        save_partial=lambda so_far: write_json(partial, so_far),
+    )
     figure = plot_curves(result["curves"], result["peers"]["course_fcn8s"]["budget_s"], figure_path(output))
     result["curves_figure"] = str(figure)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(output, result)
+    partial.unlink(missing_ok=True)
     log(f"written to {output} and {figure}")
     print(json.dumps(result))
     return result

@@ -12,6 +12,7 @@ point is a finished run. Scoring is never counted as training time.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -94,13 +95,22 @@ def peer_curve(peer: Peer, budget_s: float, device: torch.device, config: Benchm
     return curve_record(peer.label, run, 0.0, count_parameters(model), budget_s)
 
 
-def learning_curves(models: dict, course_label: str, budget_s: float, device, config: BenchmarkConfig) -> dict:
-    """The course's curve and each installed peer's, up to `budget_s` training seconds.
+def learning_curves(
+    models: dict,
+    course_label: str,
+    budget_s: float,
+    device,
+    config: BenchmarkConfig,
+    on_curve: Callable[[dict], None] = lambda curves_so_far: None,
+) -> dict:
+    """The course's curve and each installed peer's, up to `budget_s` training seconds; on_curve
+    gets the curves finished so far after each one.
 
     Returns {"course_fcn8s": curve, peer name: curve, ...} (curve_record's dicts).
     """
     log("  course FCN-8s, from its classifier ...")
     curves = {"course_fcn8s": course_curve(models, config, course_label)}
+    on_curve(dict(curves))
     for name, peer in PEERS.items():
         log(f"  {name}: {budget_s:.0f} s ...")
         try:
@@ -109,4 +119,5 @@ def learning_curves(models: dict, course_label: str, budget_s: float, device, co
             log(f"  {name}: skipped: {error}")
             continue
         log(f"  {name}: best mIoU {curves[name]['best_miou']:.3f} at {curves[name]['best_at_s']:.0f} s")
+        on_curve(dict(curves))
     return curves

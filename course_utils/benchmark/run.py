@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from unittest.mock import patch
@@ -50,9 +50,16 @@ def notebooks_and_models(config: BenchmarkConfig, device: torch.device, scratch:
     return warm_runs(paths, cold), models
 
 
-def peer_comparison(models: dict, course: dict, device, config: BenchmarkConfig, peer_budget_factor: float) -> dict:
+#: Called with the result so far after each phase and each learning curve (see run_benchmark).
+SavePartial = Callable[[dict], None]
+
+
+def peer_comparison(
+    models: dict, course: dict, device, config: BenchmarkConfig, peer_budget_factor: float, save_partial: SavePartial
+) -> dict:
     """The peers at equal time (peer_budget_factor x the course's training seconds), the equal-size
-    peer at the course's steps, and every learning curve up to config.curve_budget_factor x.
+    peer at the course's steps, and every learning curve up to config.curve_budget_factor x;
+    save_partial gets the fields measured so far after the peers and after each curve.
 
     Returns the result's fields peers, equal_size_peer, equal_steps, curves, curve_budget_s.
     """
@@ -64,51 +71,65 @@ def peer_comparison(models: dict, course: dict, device, config: BenchmarkConfig,
     log(f"the equal-size peer for the course's {course['steps']} steps:")
     equal_steps = equal_steps_run(course["steps"], device, config)
     curve_budget_s = config.curve_budget_factor * course["budget_s"]
-    log(f"learning curves, up to {curve_budget_s:.0f} s of training each:")
-    curves = learning_curves(models, course["label"], curve_budget_s, device, config)
-    return {
+    fields = {
         "peers": peers,
         "equal_size_peer": equal_size_report(models["segmenters"]["8s"][0]),
         "equal_steps": equal_steps,
-        "curves": curves,
         "curve_budget_s": curve_budget_s,
     }
+    save_partial(fields)
+    log(f"learning curves, up to {curve_budget_s:.0f} s of training each:")
+    curves = learning_curves(
+        models, course["label"], curve_budget_s, device, config, lambda done: save_partial({**fields, "curves": done})
+    )
+    return {**fields, "curves": curves}
 
 
-def run_benchmark(config: BenchmarkConfig, peer_budget_factor: float = 1.0) -> dict:
+def run_benchmark(
+    config: BenchmarkConfig, peer_budget_factor: float = 1.0, save_partial: SavePartial | None = None
+) -> dict:
     """Every measurement for `config` (common.FULL or QUICK); returns the result (see the README).
 
     peer_budget_factor: give the peers this many times the course's training time at "equal time"
     (1 = the same budget, the fair race; more shows how far they get with longer training).
+    save_partial: called with the result so far (a dict with "complete": False) after each phase
+    and each learning curve, so that a run stopped after hours keeps what it measured.
     """
     log.start()
     device = pick_device()
     with scratch_checkpoints() as scratch:  # every file the run writes: checkpoints, cached data
-        return measure(config, device, scratch, peer_budget_factor)
+        return measure(config, device, scratch, peer_budget_factor, save_partial or (lambda partial: None))
 
 
-def measure(config: BenchmarkConfig, device: torch.device, scratch: Path, peer_budget_factor: float) -> dict:
+def measure(
+    config: BenchmarkConfig, device: torch.device, scratch: Path, peer_budget_factor: float, save_partial: SavePartial
+) -> dict:
     """run_benchmark's measurements, in order, with `scratch` as the checkpoint folder."""
-    load_at_start = load_average()
-    notebooks, models = notebooks_and_models(config, device, scratch)
-    log("training speed and matrix products:")
-    speed = speed_report(device, config)
-    log("quality on the held-out scenes:")
-    quality = course_quality(models)
-    course = course_record(models, quality["fcn8s_miou"])
     result = {
         "quick": config.name == "quick",
-        "notebooks": notebooks,
-        "notebooks_total": notebooks_total(notebooks),
-        **quality,
-        **speed,
-        **peer_comparison(models, course, device, config, peer_budget_factor),
+        "complete": False,
         "peer_budget_factor": peer_budget_factor,
         "curve_budget_factor": config.curve_budget_factor,
         "curve_points": config.curve_points,
         "curve_scenes": config.curve_scenes,
-        "machine": {**machine(), "load_average_at_start": load_at_start},
+        "machine": {**machine(), "load_average_at_start": load_average()},
     }
+
+    def record(fields: dict) -> None:
+        result.update(fields)
+        save_partial({**result, "benchmark_s": log.elapsed()})
+
+    notebooks, models = notebooks_and_models(config, device, scratch)
+    record({"notebooks": notebooks, "notebooks_total": notebooks_total(notebooks)})
+    log("training speed and matrix products:")
+    record(speed_report(device, config))
+    log("quality on the held-out scenes:")
+    quality = course_quality(models)
+    record(quality)
+    course = course_record(models, quality["fcn8s_miou"])
+    result.update(peer_comparison(models, course, device, config, peer_budget_factor, record))
+    result["machine"] = {**machine(), "load_average_at_start": result["machine"]["load_average_at_start"]}
+    result["complete"] = True
     result["comparison"] = comparison_rows(result)
     result["comparison_markdown"] = comparison_markdown(result["comparison"], result["curve_budget_s"])
     result["targets"] = targets(result)
