@@ -202,13 +202,19 @@ def start_segmenter(variant: str, start: VGG11Classifier | VGG11SkipFCN) -> VGG1
 
 
 @functools.lru_cache(maxsize=4)
-def scenes_split(num_samples: int, seed: int, image_size: int = 128, cached: bool = True) -> TensorDataset:
-    """ShapesScenes drawn with data seed `seed`, held in memory as (images (N, 3, H, W),
-    masks (N, H, W)). Kept in memory for the process (the three FCN stages train on the same
-    scenes; trained_segmenter releases them once the last stage has trained) and, with `cached`,
-    on disk as shapes_split keeps it."""
-    dataset = ShapesScenes(num_samples, image_size=image_size, seed=seed)
-    return TensorDataset(*(load_or_draw(dataset) if cached else materialize(dataset)))
+def scenes_split(num_samples: int, seed: int, image_size: int = 128) -> TensorDataset:
+    """ShapesScenes drawn with data seed `seed` (the held-out sets, the scenes notebooks show), as
+    (images (N, 3, H, W), masks (N, H, W)): kept in memory for the process and on disk as
+    shapes_split keeps them. The FCNs' training scenes are fcn_training_scenes."""
+    return TensorDataset(*load_or_draw(ShapesScenes(num_samples, image_size=image_size, seed=seed)))
+
+
+@functools.lru_cache(maxsize=1)
+def fcn_training_scenes(num_samples: int, image_size: int) -> TensorDataset:
+    """The scenes every FCN stage trains on (data seed SCENE_TRAIN_DATA_SEED), as (images
+    (N, 3, H, W), masks (N, H, W)). Drawn once per process, for all three stages, and never written
+    to disk (276 MB at the course's size); trained_segmenter releases them after the last stage."""
+    return TensorDataset(*materialize(ShapesScenes(num_samples, image_size=image_size, seed=SCENE_TRAIN_DATA_SEED)))
 
 
 def segmenter_checkpoint(variant: str, width: int) -> Path:
@@ -241,7 +247,7 @@ def segmenter_config(
 def fit_segmenter(model: VGG11SkipFCN, recipe: SegmenterRecipe, progress: bool = True) -> dict:
     """Train the given FCN in place on scenes with pixel labels (cross-entropy per pixel), as
     `recipe` says; return the history (see train.fit). No checkpoint is read or written."""
-    train_data = scenes_split(recipe.train_samples, SCENE_TRAIN_DATA_SEED, recipe.image_size, cached=False)
+    train_data = fcn_training_scenes(recipe.train_samples, recipe.image_size)
     return fit(
         model,
         train_data,
@@ -281,8 +287,8 @@ def trained_segmenter(
             start, _ = trained_segmenter(STARTS_FROM[variant], width, device, retrain, recipes, classifier_recipe)
         model.load_state_dict(start_segmenter(variant, start).state_dict())
         history = fit_segmenter(model, recipes[variant])
-        if variant == FCN_VARIANTS[-1]:  # the last stage: no other trains on these scenes (276 MB) after it
-            scenes_split.cache_clear()
+        if variant == FCN_VARIANTS[-1]:  # the last stage: no other trains on these scenes after it
+            fcn_training_scenes.cache_clear()
         return history
 
     history = load_or_train(segmenter_checkpoint(variant, width), model, config, start_and_fit, retrain=retrain)

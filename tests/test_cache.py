@@ -6,7 +6,7 @@ import torch
 import course_utils.cache as cache
 from course_utils.data import ShapesDataset, ShapesScenes, materialize
 from course_utils.paths import CHECKPOINT_DIR_VARIABLE
-from course_utils.recipes import scenes_split, shapes_split
+from course_utils.recipes import fcn_training_scenes, scenes_split, shapes_split
 
 
 @pytest.fixture
@@ -65,5 +65,5 @@ def test_splits_are_cached_unless_told_not_to(draws, tmp_path):
     scenes_split(2, seed=6, image_size=96)
     assert len(list((tmp_path / "datasets").iterdir())) == 2
     shapes_split(4, seed=7, image_size=32, cached=False)  # as the training sets are drawn
-    scenes_split(2, seed=8, image_size=96, cached=False)
+    fcn_training_scenes(2, image_size=96)
     assert len(list((tmp_path / "datasets").iterdir())) == 2

@@ -159,14 +159,16 @@ def test_segmenters_train_in_stages_then_load(fit_calls, tmp_path, capsys):
 
 
 def test_the_stages_share_one_drawing_of_their_scenes_and_the_last_releases_it(fit_calls):
-    recipes.scenes_split.cache_clear()
+    recipes.fcn_training_scenes.cache_clear()
+    held_out = recipes.scenes_split(2, seed=9, image_size=96)
     small_segmenter("16s")  # the classifier, FCN-32s and FCN-16s train
     scenes = [call["train_data"] for call in fit_calls[1:]]
     assert scenes[0] is scenes[1]  # drawn once for both stages
-    assert recipes.scenes_split.cache_info().currsize == 1  # kept: FCN-8s may train on them next
+    assert recipes.fcn_training_scenes.cache_info().currsize == 1  # kept: FCN-8s may train on them next
     small_segmenter("8s")
     assert fit_calls[3]["train_data"] is scenes[0]
-    assert recipes.scenes_split.cache_info().currsize == 0  # the last stage is done: released
+    assert recipes.fcn_training_scenes.cache_info().currsize == 0  # the last stage is done: released
+    assert recipes.scenes_split(2, seed=9, image_size=96) is held_out  # held-out scenes stay in memory
 
 
 def test_each_stage_starts_from_the_trained_one_before(fit_calls, monkeypatch):

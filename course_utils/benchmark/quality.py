@@ -13,9 +13,9 @@ from ..data import CLASSES
 from ..models import FCN_VARIANTS, VGG11FCN, count_parameters
 from ..recipes import (
     SCENE_TEST_DATA_SEED,
-    SCENE_TRAIN_DATA_SEED,
     SCENE_VAL_DATA_SEED,
     TEST_DATA_SEED,
+    fcn_training_scenes,
     scenes_split,
     shapes_split,
     trained_classifier,
@@ -43,9 +43,9 @@ def scene_miou(model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> f
 
 def training_scenes(config: BenchmarkConfig) -> TensorDataset:
     """The scenes the course's FCNs train on: images (N, 3, S, S), masks (N, S, S), S the recipe's
-    image_size; the same call as the course's, so scenes_split's cache hands back the very same tensors."""
+    image_size; the same call as the course's, so while they are in memory the very same tensors."""
     recipe = config.scene_recipe
-    return scenes_split(recipe.train_samples, SCENE_TRAIN_DATA_SEED, recipe.image_size, cached=False)
+    return fcn_training_scenes(recipe.train_samples, recipe.image_size)
 
 
 def held_out_scorer(scenes: int = TEST_SCENES) -> functools.partial:
