@@ -45,7 +45,7 @@ notebooks: setup-dev  ## the notebooks only (nbval: strict, with tolerances for 
 
 CHROMIUM ?= /usr/bin/chromium
 
-test-browser: setup-dev  ## notebook 4 in a real JupyterLab + Chromium (Playwright); screenshot in build/browser/
+test-browser: setup-dev  ## notebooks 4 and 6 (its upload button) in a real JupyterLab + Chromium (Playwright); screenshots in build/browser/
 	test -x $(CHROMIUM) || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[browser]"
 	FCN_BROWSER_TEST=1 CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/browser -v
@@ -66,8 +66,8 @@ benchmark-quick: setup-dev  ## the same, small (about 10 minutes on 2 cores): a 
 
 # Everything in data/ but the files git tracks there (.gitignore's exceptions: the README and the
 # reference benchmark run).
-clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them)
-	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name benchmark.json ! -name benchmark-curves.png -exec rm -rf {} +
+clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them); keeps a downloaded dataset
+	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name benchmark.json ! -name benchmark-curves.png ! -name oxford-iiit-pet -exec rm -rf {} +
 
 execute: setup-dev  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
 	$(BIN)/python -m course_utils.run_notebooks

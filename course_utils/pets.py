@@ -125,6 +125,8 @@ def download_or_explain(download: bool = True) -> Path:
             OxfordIIITPet(pets_root(), download=True)
         except (OSError, RuntimeError) as error:  # URLError is an OSError
             reason = f"{type(error).__name__}: {error}"
+        else:  # torchvision downloads only when images/ or annotations/ is missing
+            reason = "the folder is incomplete, and torchvision downloads only when images/ or annotations/ is missing"
     if download and not weights_file().is_file():
         print(f"Downloading the ImageNet weights of VGG11-BN, 507 MB ({WEIGHTS.url}) ...")
         try:

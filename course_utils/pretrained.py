@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models import VGG11_BN_Weights
 
@@ -126,12 +127,14 @@ def extract_features(backbone: VGG11Backbone, data: Dataset, batch_size: int = 1
 
 
 def feature_cache_key(ids: list[str], image_size: int, backbone: VGG11Backbone) -> dict:
-    """Everything the cached features depend on: which photos, their size, the weights, the code."""
+    """Everything the cached features depend on: which photos, their size, the weights, the code
+    (the course's, and torchvision's, which decodes, resizes and crops the photos)."""
     return {
         "ids": list(ids),
         "image_size": image_size,
         "weights": weights_fingerprint(backbone),
         "code": CODE_FINGERPRINT,
+        "torchvision": torchvision.__version__,
     }
 
 

@@ -17,7 +17,8 @@ carries the "#" lines. Cat breeds are capitalised, dog breeds are not, as in the
 The weights file is named as torch names its download, the last part of the URL
 (vgg11_bn-6002323d.pth), under $TORCH_HOME/hub/checkpoints/. It holds the "features.*" tensors
 of a randomly initialised vgg11_bn (torchvision's own `make_layers`, random BatchNorm statistics
-too), 37 MB instead of 507: the fully connected "classifier.*" layers are never read.
+too), and its fully connected "classifier.*" layers under their real names but cut down to a
+few numbers each, which the course must skip: 37 MB instead of 507.
 """
 
 from __future__ import annotations
@@ -95,5 +96,11 @@ def build_weights(torch_home: Path, seed: int = 0) -> Path:
             module.running_var.uniform_(0.5, 2.0)
     path = Path(torch_home) / "hub" / "checkpoints" / Path(VGG11_BN_Weights.IMAGENET1K_V1.url).name
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({f"features.{key}": value for key, value in features.state_dict().items()}, path)
+    state_dict = {f"features.{key}": value for key, value in features.state_dict().items()}
+    # The real file also holds the fully connected layers, which the course does not use. Their
+    # names are vgg11_bn's; their sizes are cut down (the real ones are 500 MB: 25088 -> 4096 -> 4096 -> 1000).
+    for layer, (outputs, inputs) in {"0": (8, 32), "3": (8, 8), "6": (10, 8)}.items():
+        state_dict[f"classifier.{layer}.weight"] = torch.randn(outputs, inputs)
+        state_dict[f"classifier.{layer}.bias"] = torch.randn(outputs)
+    torch.save(state_dict, path)
     return path

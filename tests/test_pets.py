@@ -7,6 +7,7 @@ torchvision code (OxfordIIITPet, VGG11_BN_Weights.get_state_dict); only the netw
 """
 
 import io
+import shutil
 import socket
 from datetime import datetime, timezone
 
@@ -27,6 +28,7 @@ from course_utils.models import VGG11SkipFCN
 from course_utils.paths import CHECKPOINT_DIR_VARIABLE, NOTEBOOK_DIR
 from course_utils.pets import (
     PETS_VARIABLE,
+    SPECIES,
     MissingDownloadError,
     download_or_explain,
     is_full_dataset,
@@ -34,7 +36,7 @@ from course_utils.pets import (
     trimap_to_mask,
 )
 from course_utils.pets_train import pets_size, pets_splits, pretrained_classifier
-from course_utils.photo import PhotoUpload, segment_photo
+from course_utils.photo import PhotoUpload, segment_photo, show_photo
 from tests.pets_fixture import build_pets, build_weights
 
 NOTEBOOK = NOTEBOOK_DIR / "06_real_photos.ipynb"
@@ -125,8 +127,10 @@ def test_imagenet_weights_load_key_for_key_from_torchs_cache_file(pets_env):
     _, weights = pets_env
     assert pretrained.weights_file() == weights  # named as torch.hub names the download
     backbone = pretrained.pretrained_backbone()
+    stored = torch.load(weights, weights_only=True)
+    assert {key.split(".")[0] for key in stored} == {"features", "classifier"}  # as in the real file
     reference = make_layers(cfgs["A"], batch_norm=True)  # torchvision's vgg11_bn().features
-    reference.load_state_dict({k.removeprefix("features."): v for k, v in torch.load(weights).items()})
+    reference.load_state_dict({k.removeprefix("features."): v for k, v in stored.items() if k.startswith("features.")})
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(backbone(x), reference.eval()[:-1](x), atol=1e-5)  # all but its last pool
@@ -163,6 +167,9 @@ def test_feature_cache_is_reused_and_invalidated_when_its_inputs_change(pets_env
     monkeypatch.setattr(pretrained, "CODE_FINGERPRINT", "changed code")
     features()
     assert len(calls) == 5  # other code
+    monkeypatch.setattr(pretrained.torchvision, "__version__", "0.0.1")
+    features()
+    assert len(calls) == 6  # another torchvision (its resize and crop prepare the photos)
     with pytest.raises(ValueError, match="3 photos"):
         features(names=ids[:2])
 
@@ -190,6 +197,17 @@ def test_offline_without_files_one_message_says_what_how_big_and_where(tmp_path,
     assert "about 800 MB" in message and str(tmp_path / "pets" / "oxford-iiit-pet") in message
     assert "507 MB" in message and str(tmp_path / "torch" / "hub" / "checkpoints" / "vgg11_bn-6002323d.pth") in message
     assert raised.value._render_traceback_() == [f"MissingDownloadError: {message}"]  # what Jupyter shows: no traceback
+
+
+def test_a_half_extracted_dataset_is_named_as_incomplete_not_as_a_failed_download(pets_env, tmp_path, monkeypatch):
+    folder = build_pets(tmp_path / "data")
+    shutil.rmtree(folder / "annotations" / "trimaps")  # images/ and annotations/ exist: torchvision will not download
+    monkeypatch.setenv(PETS_VARIABLE, str(folder))
+    with pytest.raises(MissingDownloadError) as raised:
+        download_or_explain()
+    message = str(raised.value)
+    assert "the folder is incomplete" in message and "Missing: annotations/trimaps in" in message
+    assert "507 MB" not in message  # the weights are there
 
 
 def test_offline_with_the_files_nothing_is_downloaded(pets_env, no_network):
@@ -223,6 +241,18 @@ def test_own_photo_of_an_odd_size_gets_a_mask_of_its_size(pets_env, tmp_path):
     assert uploader.result[0].shape == (3, 61, 97) and uploader.result[1].shape == (61, 97)
     uploader.upload.value = ({**file, "content": memoryview(b"not a photo")},)
     assert "is not an image" in uploader.result
+
+
+def test_the_photo_overlay_has_a_legend_of_the_classes_it_shows():
+    import matplotlib.pyplot as plt
+
+    mask = torch.zeros(40, 60, dtype=torch.int64)
+    mask[10:30, 20:50] = 1 + SPECIES.index("dog")
+    figure = show_photo(torch.rand(3, 40, 60), mask, title="mine.jpg (60x40)")
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["dog"]
+    assert figure.axes[0].get_title() == "mine.jpg (60x40)"
+    plt.close(figure)
 
 
 # ---------------------------------------------------------------------------- the notebook

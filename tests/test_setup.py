@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import yaml
 
 from course_utils.paths import course_notebooks
+from course_utils.pets import PETS_FOLDER
 
 try:  # Python 3.11+; on 3.10 the test extra installs tomli, the same parser
     import tomllib
@@ -129,16 +130,18 @@ def test_generated_data_is_ignored_but_documented():
     assert (ROOT / "data" / "README.md").is_file()
 
 
-def test_clean_data_deletes_what_is_generated_and_keeps_what_git_tracks(tmp_path):
+def test_clean_data_deletes_what_is_generated_and_keeps_what_git_tracks_and_downloads(tmp_path):
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     data = tmp_path / "data"
     kept = ["README.md", "benchmark.json", "benchmark-curves.png"]
+    downloaded = f"{PETS_FOLDER}/annotations/test.txt"  # notebook 6's 800 MB dataset, if downloaded here
     generated = ["checkpoints/classifier_w16.pt", "checkpoints/datasets/ShapesScenes-0.pt", "pets/features.pt"]
-    for name in kept + generated:
+    for name in kept + [downloaded] + generated:
         (data / name).parent.mkdir(parents=True, exist_ok=True)
         (data / name).write_text("x")
     subprocess.run(["make", "-s", "clean-data"], cwd=tmp_path, check=True, capture_output=True)
-    assert sorted(path.name for path in data.iterdir()) == sorted(kept)
+    assert sorted(path.name for path in data.iterdir()) == sorted([*kept, PETS_FOLDER])
+    assert (data / downloaded).is_file()
     tracked = subprocess.run(["git", "ls-files", "data"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert {Path(name).name for name in tracked} <= set(kept)  # a new tracked file there must be kept too
 
