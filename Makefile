@@ -56,7 +56,7 @@ student: setup  ## write the student notebooks (solutions removed) to build/stud
 warm: setup  ## train and cache every checkpoint the notebooks use, so each runs in seconds (lectures)
 	$(BIN)/python -m course_utils.recipes
 
-benchmark: setup-dev  ## speed and quality vs Unet, fcn_resnet50, an equal-size Unet; learning curves (~70 min on 2 AVX2 cores); data/benchmark.json + -curves.png
+benchmark: setup-dev  ## speed and quality vs Unet, fcn_resnet50, an equal-size Unet; learning curves (about 2 hours on 2 AVX2 cores); data/benchmark.json + -curves.png
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark
 
