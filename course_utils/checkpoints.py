@@ -34,12 +34,13 @@ class CheckpointError(RuntimeError):
         super().__init__(f"checkpoint {self.path}: {problem}. {remedy}")
 
 
-def save_atomically(payload, path: Path) -> Path:
-    """torch.save `payload` to `path` through a temporary file, so that an interrupted write never
-    leaves a half-written file under the real name (the folder is created if needed)."""
+def save_atomically(payload, path: Path, write=torch.save) -> Path:
+    """write(payload, file) (torch.save unless told otherwise) to `path` through a temporary file,
+    so that an interrupted write never leaves a half-written file under the real name (the
+    folder is created if needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
+    write(payload, tmp)
     tmp.replace(path)
     return path
 

@@ -9,6 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ..checkpoints import save_atomically
 from ..paths import DATA_DIR
 from .common import FULL, QUICK, BenchmarkConfig, log
 from .report import markdown_report, plot_curves
@@ -96,10 +97,7 @@ def partial_path(output: Path) -> Path:
 
 def write_json(path: Path, result: dict) -> None:
     """`result` as indented JSON at `path` (folders created), written whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    unfinished = path.with_name(path.name + ".tmp")
-    unfinished.write_text(json.dumps(result, indent=2) + "\n")
-    unfinished.replace(path)
+    save_atomically(json.dumps(result, indent=2) + "\n", path, write=lambda text, file: file.write_text(text))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -42,7 +42,7 @@ def load_average() -> list[float] | None:
 
 def machine() -> dict:
     """The machine's record: CPU, its extensions, torch's code path, ISA settings, cores, threads,
-    device, and the load averages now (at the end of a run)."""
+    device, and the load averages now (run.measure takes it at the start and updates them at the end)."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:  # not Linux

@@ -128,7 +128,7 @@ def measure(
     record(quality)
     course = course_record(models, quality["fcn8s_miou"])
     result.update(peer_comparison(models, course, device, config, peer_budget_factor, record))
-    result["machine"] = {**machine(), "load_average_at_start": result["machine"]["load_average_at_start"]}
+    result["machine"]["load_average_at_end"] = load_average()
     result["complete"] = True
     result["comparison"] = comparison_rows(result)
     result["comparison_markdown"] = comparison_markdown(result["comparison"], result["curve_budget_s"])
