@@ -6,7 +6,7 @@ import torch.nn as nn
 from torch.utils.data import TensorDataset
 
 from course_utils.data import IGNORE_INDEX
-from course_utils.models import VGG11FCN
+from course_utils.models import VGG11FCN, VGG11Classifier
 from course_utils.train import (
     WIDTH_VARIABLE,
     count_correct,
@@ -14,6 +14,7 @@ from course_utils.train import (
     evaluate,
     fit,
     inference_batch_size,
+    inference_copy,
     make_loader,
     make_optimizer,
     pick_device,
@@ -169,6 +170,26 @@ def test_predict_runs_in_eval_mode_and_restores_every_modules_mode():
     assert torch.equal(model.features[1].running_mean, running_mean)  # eval mode leaves statistics alone
     with torch.no_grad():
         assert not torch.allclose(model(images), expected, atol=1e-3)  # the model really is mode-sensitive
+
+
+def test_inference_copy_folds_each_batchnorm_and_gives_the_same_scores():
+    torch.manual_seed(0)
+    model = VGG11Classifier(num_classes=7, width=4)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):  # statistics and affine terms far from 0 and 1
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.5, 0.5)
+    model.train()
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    images = torch.rand(5, 3, 32, 32)
+    folded = inference_copy(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()) and not folded.training
+    assert model.training and all(torch.equal(model.state_dict()[k], v) for k, v in state.items())  # untouched
+    with torch.no_grad():
+        assert torch.allclose(folded(images), model.eval()(images), atol=1e-4)
+        assert not torch.allclose(model.train()(images), model.eval()(images), atol=1e-2)  # BatchNorm matters here
 
 
 def test_inference_batches_hold_about_the_same_number_of_pixels():
