@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 COURSE_STAMP := $(VENV)/.installed-course
 DEV_STAMP    := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev lab lint test unit notebooks execute student warm test-browser benchmark benchmark-quick clean-data
+.PHONY: setup setup-dev lab lint test unit notebooks execute student warm test-browser benchmark benchmark-notebooks benchmark-quick clean-data
 
 setup: $(COURSE_STAMP)  ## create .venv (if missing) and install the course: the package and the notebooks' tools
 setup-dev: $(DEV_STAMP)  ## the course, plus what developers and CI need: tests, linter, the benchmark's peers
@@ -60,14 +60,17 @@ benchmark: setup-dev  ## speed and quality vs Unet, fcn_resnet50, an equal-size 
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark
 
+benchmark-notebooks: setup-dev  ## only the notebooks, cold and warm, and the course's quality (about 10 minutes on 2 AVX2 cores); data/benchmark-notebooks.json
+	$(BIN)/python -m course_utils.benchmark --notebooks-only
+
 benchmark-quick: setup-dev  ## the same, small (about 10 minutes on 2 cores): a smoke test; writes data/benchmark-quick.json + -curves.png
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
 	$(BIN)/python -m course_utils.benchmark --quick
 
 # Everything in data/ but the files git tracks there (.gitignore's exceptions: the README and the
-# reference benchmark run).
+# reference benchmark runs).
 clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them); keeps a downloaded dataset
-	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name benchmark.json ! -name benchmark-curves.png ! -name oxford-iiit-pet -exec rm -rf {} +
+	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name benchmark.json ! -name benchmark-curves.png ! -name benchmark-notebooks.json ! -name oxford-iiit-pet -exec rm -rf {} +
 
 execute: setup-dev  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
 	$(BIN)/python -m course_utils.run_notebooks

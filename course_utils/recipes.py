@@ -17,7 +17,7 @@ longer matches, so it is retrained instead of silently reused.
 Two kinds of seed, too: the *data* seeds below (TRAIN_DATA_SEED, ...) choose which images each
 split holds; a recipe's `seed` seeds the training run (initial weights, shuffling order).
 
-    python -m course_utils.recipes     # (make warm) train and cache every checkpoint, for lectures
+    python -m course_utils.recipes     # (make warm) train and cache every checkpoint and held-out set, for lectures
 """
 
 from __future__ import annotations
@@ -295,14 +295,40 @@ def trained_segmenter(
     return model.to(device).eval(), history
 
 
+# ---------------------------------------------------------------------------- warm: everything cached
+
+#: The scenes notebook 4 shows the converted classifier on (100 of them, 128x128).
+NOTEBOOK4_SCENES_SEED = 3
+
+#: Every held-out set a notebook loads, as (function, num_samples, data seed): `make warm` draws
+#: and caches them all, so that a warm notebook loads every image it shows and never draws one.
+#: (tests/test_recipes.py checks the notebooks against this list.)
+HELD_OUT_SETS = (
+    (shapes_split, 1000, TEST_DATA_SEED),  # notebooks 3 and 4: the classifier's test set
+    (shapes_split, CLASSIFIER_RECIPE.val_samples, VAL_DATA_SEED),  # validation; notebook 4's threshold
+    (scenes_split, 100, NOTEBOOK4_SCENES_SEED),  # notebook 4: the converted classifier on scenes
+    (scenes_split, 200, SCENE_TEST_DATA_SEED),  # notebook 5 and the benchmark: the FCNs' test scenes
+    (scenes_split, 100, SCENE_VAL_DATA_SEED),  # notebook 5: the converted classifier's threshold
+)
+
+
+def cache_held_out_sets() -> None:
+    """Draw every set in HELD_OUT_SETS that is not on disk yet, and keep it there (load_or_draw)."""
+    for split, num_samples, seed in HELD_OUT_SETS:
+        split(num_samples, seed)
+    scenes_split.cache_clear()  # the process needs none of them in memory
+
+
 def warm(width: int | None = None) -> None:
-    """Train (or check) every checkpoint the notebooks use, so that each then runs in seconds."""
+    """Train (or check) every checkpoint the notebooks use, and cache every held-out set they
+    load, so that each notebook then runs in seconds."""
     start = time.perf_counter()
     _, history = trained_classifier(width)
     print(f"classifier: final validation accuracy {history['val_accuracy'][-1]:.1%}")
     for variant in FCN_VARIANTS:
         trained_segmenter(variant, width)
-    print(f"all checkpoints ready in {checkpoint_dir()} ({time.perf_counter() - start:.0f} s)")
+    cache_held_out_sets()
+    print(f"all checkpoints and held-out sets ready in {checkpoint_dir()} ({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":  # python -m course_utils.recipes  (make warm)

@@ -16,7 +16,9 @@ from pathlib import Path
 from .paths import course_notebooks
 
 
-def execute_notebook(path: Path, write: bool = True, timeout: int = 1200, append_code: str | None = None):
+def execute_notebook(
+    path: Path, write: bool = True, timeout: int = 1200, append_code: str | None = None, record_timing: bool = False
+):
     """Run every cell of the notebook at `path` in a new kernel whose working directory is the
     notebook's folder; return (the executed notebook, an nbformat node, and the wall seconds,
     kernel start-up included).
@@ -25,6 +27,8 @@ def execute_notebook(path: Path, write: bool = True, timeout: int = 1200, append
     timeout: seconds each cell may take.
     append_code: a code cell run after the notebook's own cells (say, to measure the kernel),
     its output the last cell's of the returned notebook; never written to the file.
+    record_timing: keep each cell's message times (metadata.execution, as nbclient records them)
+    in the returned notebook; never written to the file.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -32,6 +36,8 @@ def execute_notebook(path: Path, write: bool = True, timeout: int = 1200, append
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
+    if record_timing and write:
+        raise ValueError("record_timing keeps timestamps that are noise in every diff: use it with write=False")
     if append_code is not None:
         if write:
             raise ValueError("append_code runs a cell that is not the notebook's: use it with write=False")
@@ -40,7 +46,7 @@ def execute_notebook(path: Path, write: bool = True, timeout: int = 1200, append
         notebook,
         timeout=timeout,
         kernel_name="python3",
-        record_timing=False,
+        record_timing=record_timing,
         resources={"metadata": {"path": str(Path(path).parent)}},
     )
     start = time.perf_counter()

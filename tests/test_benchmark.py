@@ -458,13 +458,15 @@ def test_a_missing_peer_library_is_a_clear_message_not_a_traceback(monkeypatch):
 
 
 def test_time_notebook_reports_time_and_the_kernels_peak_memory(tmp_path):
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("block = bytearray(300 * 2**20)")])
+    slow_exit = "import atexit, time\natexit.register(time.sleep, 1.5)  # as torch's teardown, only longer"
+    cells = [nbformat.v4.new_code_cell("block = bytearray(300 * 2**20)"), nbformat.v4.new_code_cell(slow_exit)]
     path = tmp_path / "big.ipynb"
-    nbformat.write(notebook, path)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
     result = notebooks.time_notebook(path)
     assert result["seconds"] > 0
+    assert result["with_shutdown_s"] - result["seconds"] >= 1.5  # the kernel's exit is not in "seconds"
     assert result["peak_rss_mb"] > 300  # the 300 MB block, held by the kernel
-    assert len(nbformat.read(path, as_version=4).cells) == 1  # the file itself is not changed
+    assert len(nbformat.read(path, as_version=4).cells) == 2  # the file itself is not changed
 
 
 def test_the_machine_record_names_what_makes_results_differ(monkeypatch):
@@ -705,3 +707,70 @@ def test_a_run_stopped_during_the_curves_keeps_what_it_measured_in_the_partial_f
     assert partial["train_images_per_s"] == {"width16": 300.0} and partial["peers"]["peer"] == {"miou": 0.1}
     assert partial["curves"] == {"course_fcn8s": {"best_miou": 0.8}}
     assert "load_average_at_start" in partial["machine"] and partial["benchmark_s"] >= 0
+
+
+def test_the_notebook_table_gives_the_times_with_the_kernels_shutdown_where_the_run_has_them():
+    old = {"a": {"cold_s": 10.0, "warm_s": 5.0, "peak_rss_mb": 900.0}}
+    new = {"a": {**old["a"], "cold_with_shutdown_s": 12.0, "warm_with_shutdown_s": 6.4}}
+    assert notebooks.notebooks_total(old) == {"cold_s": 10.0, "warm_s": 5.0}
+    assert notebooks.notebooks_total(new) == {
+        "cold_s": 10,
+        "warm_s": 5,
+        "cold_with_shutdown_s": 12,
+        "warm_with_shutdown_s": 6.4,
+    }
+    old_table = report.notebooks_table({"notebooks": old, "notebooks_total": notebooks.notebooks_total(old)})
+    new_table = report.notebooks_table({"notebooks": new, "notebooks_total": notebooks.notebooks_total(new)})
+    assert "shutdown" not in old_table and "| `a` | 10 s | 5 s | 900 MB |" in old_table
+    assert "| `a` | 10 s | 5 s | 12 s / 6 s | 900 MB |" in new_table
+
+
+def test_a_notebooks_only_run_writes_its_own_file_with_the_targets_it_decides(tmp_path, monkeypatch):
+    """--notebooks-only: the notebooks and the course's quality, no speed phase, no peers; its
+    targets are the notebooks' and the quality's, and its tables print with --table."""
+    fake = result_with()
+    notebooks = fake["notebooks"]
+    quality = {key: fake[key] for key in ("classifier_accuracy", "background_miou", "converted_fcn_miou")}
+    quality.update({f"fcn{v}_miou": fake[f"fcn{v}_miou"] for v in ("32s", "16s", "8s")})
+    monkeypatch.setattr(run, "notebooks_and_models", lambda *args: (notebooks, {"segmenters": {}}))
+    monkeypatch.setattr(run, "course_quality", lambda models: quality)
+    for phase in ("speed_report", "race_at_equal_time", "learning_curves"):
+        monkeypatch.setattr(run, phase, lambda *args, phase=phase: pytest.fail(f"a notebooks-only run ran {phase}"))
+    output = tmp_path / "benchmark-notebooks.json"
+    cli.main(["--notebooks-only", "--output", str(output)])
+    result = json.loads(output.read_text())
+    assert result["complete"] and result["notebooks_only"] and result["notebooks"] == notebooks
+    assert result["notebooks_total"] == {"cold_s": 155, "warm_s": 15}
+    assert list(result["targets"]) == list(report.targets(result_with()))[:10]  # no race, no FLOP/s
+    assert all(target["met"] for target in result["targets"].values())
+    assert not cli.partial_path(output).exists() and not cli.figure_path(output).exists()
+    tables = report.markdown_report(result)
+    assert "| **all notebooks** | **155 s** | **15 s** |" in tables and "| course FCN-8s | 0.820 |" in tables
+    assert cli.default_output(quick=False, notebooks_only=True).name == "benchmark-notebooks.json"
+    assert cli.default_output(quick=True, notebooks_only=True).name == "benchmark-notebooks-quick.json"
+
+
+def test_warm_runs_keep_every_run_and_count_the_fastest(monkeypatch):
+    """All notebooks in order, then all again; the fastest run counts, as in timeit."""
+    seconds = iter([9.0, 5.0, 7.0, 6.0, 8.0, 4.0])  # a, b, a, b, a, b
+    calls = []
+
+    def fake_time_notebook(path):
+        calls.append(path.stem)
+        s = next(seconds)
+        return {"seconds": s, "with_shutdown_s": s + 1.5, "peak_rss_mb": 100 * s}
+
+    monkeypatch.setattr(notebooks, "time_notebook", fake_time_notebook)
+    cold = {"a": {"cold_s": 60.0, "peak_rss_mb": 850.0}, "b": {"cold_s": 70.0, "peak_rss_mb": 300.0}}
+    results = notebooks.warm_runs([Path("a.ipynb"), Path("b.ipynb")], cold, repeats=3)
+    assert calls == ["a", "b"] * 3
+    assert results["a"] == {
+        "cold_s": 60.0,
+        "warm_runs_s": [9.0, 7.0, 8.0],
+        "warm_s": 7.0,
+        "warm_with_shutdown_s": 8.5,
+        "peak_rss_mb": 900.0,
+    }
+    assert results["b"]["warm_runs_s"] == [5.0, 6.0, 4.0] and results["b"]["warm_s"] == 4.0
+    assert results["b"]["peak_rss_mb"] == 600.0 and cold["a"] == {"cold_s": 60.0, "peak_rss_mb": 850.0}
+    assert common.FULL.warm_repeats == 3 and common.QUICK.warm_repeats == 1

@@ -1,7 +1,10 @@
 """trained_classifier: train once, then load; a changed recipe retrains (with the recipe shrunk)."""
 
+import ast
 import copy
 import dataclasses
+import inspect
+import json
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ import course_utils.recipes as recipes
 from course_utils.checkpoints import CheckpointError
 from course_utils.data import NUM_CLASSES
 from course_utils.models import VGG11Classifier
-from course_utils.paths import CHECKPOINT_DIR_VARIABLE
+from course_utils.paths import CHECKPOINT_DIR_VARIABLE, course_notebooks
 from course_utils.recipes import CLASSIFIER_RECIPE, classifier_checkpoint, trained_classifier
 
 WIDTH = 4
@@ -304,3 +307,50 @@ def test_without_a_recipe_the_width_chooses_it(fit_calls, monkeypatch):
     trained_classifier(width=WIDTH, device="cpu")
     assert [call["train_samples"] for call in fit_calls] == [28, 28]
     assert recipes.classifier_config(WIDTH)["epochs"] == SMALL_RECIPE.epochs
+
+
+def notebook_split_calls(split_names: set[str]) -> set[tuple]:
+    """Every call of a function in `split_names` in the course's notebooks, as (name, num_samples,
+    seed, image_size), its arguments evaluated with recipes' constants (TEST_DATA_SEED, ...)."""
+    calls = set()
+
+    def recorder(name):
+        signature = inspect.signature(getattr(recipes, name))
+
+        def record(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls.add((name, bound.arguments["num_samples"], bound.arguments["seed"], bound.arguments["image_size"]))
+
+        return record
+
+    namespace = {**vars(recipes), **{name: recorder(name) for name in split_names}}
+    for path in course_notebooks():
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for node in ast.walk(ast.parse("".join(cell["source"]))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in split_names:
+                    eval(compile(ast.Expression(node), path.name, "eval"), namespace)
+    return calls
+
+
+def test_make_warm_caches_every_held_out_set_the_notebooks_load():
+    """A warm notebook must never draw: every shapes_split / scenes_split a notebook calls is in
+    HELD_OUT_SETS, which `make warm` (recipes.warm) and the benchmark's warm phase cache."""
+    calls = notebook_split_calls({"shapes_split", "scenes_split"})
+    cached = set()
+    for split, num_samples, seed in recipes.HELD_OUT_SETS:
+        image_size = inspect.signature(split).parameters["image_size"].default
+        cached.add((split.__name__, num_samples, seed, image_size))
+    assert {call[0] for call in calls} == {"shapes_split", "scenes_split"}  # the notebooks were read
+    assert calls <= cached, f"not cached by make warm: {sorted(calls - cached)}"
+
+
+def test_cache_held_out_sets_leaves_each_set_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, str(tmp_path))
+    monkeypatch.setattr(recipes, "HELD_OUT_SETS", ((recipes.shapes_split, 7, 0), (recipes.scenes_split, 2, 1)))
+    recipes.scenes_split.cache_clear()
+    recipes.cache_held_out_sets()
+    stored = sorted(path.name.split("-")[0] for path in (tmp_path / "datasets").glob("*.pt"))
+    assert stored == ["ShapesDataset", "ShapesScenes"]

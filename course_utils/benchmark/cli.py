@@ -13,7 +13,7 @@ from ..checkpoints import save_atomically
 from ..paths import DATA_DIR
 from .common import FULL, QUICK, BenchmarkConfig, log
 from .report import markdown_report, plot_curves
-from .run import run_benchmark
+from .run import run_benchmark, run_notebooks_only
 
 
 def positive_number(text: str) -> float:
@@ -67,6 +67,12 @@ def parser() -> argparse.ArgumentParser:
         f"{QUICK.curve_points} with --quick)",
     )
     options.add_argument(
+        "--notebooks-only",
+        action="store_true",
+        help="only the notebooks, cold and warm, and the course's quality (minutes, not hours; no peers, no "
+        "curves); default output data/benchmark-notebooks.json",
+    )
+    options.add_argument(
         "--table", type=Path, metavar="JSON", help="print the README tables of a stored result, and stop"
     )
     return options
@@ -79,9 +85,11 @@ def config_from(args: argparse.Namespace) -> BenchmarkConfig:
     return dataclasses.replace(config, **{key: value for key, value in changes.items() if value is not None})
 
 
-def default_output(quick: bool) -> Path:
-    """data/benchmark.json, or data/benchmark-quick.json for a quick run."""
-    return DATA_DIR / ("benchmark-quick.json" if quick else "benchmark.json")
+def default_output(quick: bool, notebooks_only: bool = False) -> Path:
+    """data/benchmark.json; data/benchmark-notebooks.json for --notebooks-only; with -quick.json
+    instead of .json for a quick run (so a smoke test never replaces a real result)."""
+    stem = "benchmark-notebooks" if notebooks_only else "benchmark"
+    return DATA_DIR / (f"{stem}-quick.json" if quick else f"{stem}.json")
 
 
 def figure_path(output: Path) -> Path:
@@ -111,7 +119,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.table:
         print(markdown_report(json.loads(args.table.read_text())))
         return {}
-    output = args.output or default_output(args.quick)
+    output = args.output or default_output(args.quick, args.notebooks_only)
+    if args.notebooks_only:
+        result = run_notebooks_only(config_from(args))
+        write_json(output, result)
+        log(f"written to {output}")
+        print(json.dumps(result))
+        return result
     partial = partial_path(output)
     result = run_benchmark(
         config_from(args),

@@ -35,6 +35,7 @@ class BenchmarkConfig:
     curve_scenes: how many of the TEST_SCENES each curve point is scored on.
     segmenter_recipes: {variant: recipe} of the FCN stages (32s from the classifier, 16s from
         32s, 8s from 16s), as recipes.SEGMENTER_RECIPES.
+    warm_repeats: warm runs of each notebook; the fastest counts (notebooks.warm_runs).
     """
 
     name: str
@@ -46,6 +47,7 @@ class BenchmarkConfig:
     curve_budget_factor: float
     curve_points: int
     curve_scenes: int
+    warm_repeats: int = 3
 
     @property
     def scene_recipe(self) -> SegmenterRecipe:
@@ -83,6 +85,7 @@ QUICK = BenchmarkConfig(
     curve_budget_factor=1.0,
     curve_points=2,
     curve_scenes=20,
+    warm_repeats=1,
 )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..models import FCN_VARIANTS
+
 # ---------------------------------------------------------------------------- targets
 
 
@@ -18,32 +20,49 @@ def targets(result: dict) -> dict:
     whole course cold, and a lecture at most 12 s for any notebook warm.
 
     The mIoU race applies only when the peers had the course's own budget (peer_budget_factor 1).
+    A target whose measurements the result lacks (a --notebooks-only run has no peers, no speed
+    phase) is left out.
     """
-    notebooks = result["notebooks"]
-    peers = [
-        peer["miou"] for name, peer in result["peers"].items() if name != "course_fcn8s" and peer["miou"] is not None
-    ]
-    last = notebooks[max(notebooks)]  # notebook 5: it trains the classifier and all three FCNs when cold
-    checks = {
-        "notebooks cold, total seconds <= 360": (sum(n["cold_s"] for n in notebooks.values()), 360, "max"),
-        "last notebook cold, seconds <= 200": (last["cold_s"], 200, "max"),
-        "notebooks warm, total seconds <= 45": (sum(n["warm_s"] for n in notebooks.values()), 45, "max"),
-        "slowest notebook warm, seconds <= 12": (max(n["warm_s"] for n in notebooks.values()), 12, "max"),
-        "largest kernel, MB <= 1536": (max(n["peak_rss_mb"] or 0 for n in notebooks.values()), 1536, "max"),
-        "classifier accuracy >= 0.98": (result["classifier_accuracy"], 0.98, "min"),
-        "FCN-8s mIoU >= 0.80": (result["fcn8s_miou"], 0.80, "min"),
-        "FCN-8s mIoU - FCN-16s mIoU >= 0": (result["fcn8s_miou"] - result["fcn16s_miou"], 0.0, "min"),
-        "FCN-16s mIoU - FCN-32s mIoU >= 0": (result["fcn16s_miou"] - result["fcn32s_miou"], 0.0, "min"),
-        "converted mIoU - all-background mIoU >= 0.2": (
-            result["converted_fcn_miou"] - result["background_miou"],
-            0.2,
+    checks = {}
+    if "notebooks" in result:
+        notebooks = result["notebooks"]
+        last = notebooks[max(notebooks)]  # notebook 5: it trains the classifier and all three FCNs when cold
+        checks.update(
+            {
+                "notebooks cold, total seconds <= 360": (sum(n["cold_s"] for n in notebooks.values()), 360, "max"),
+                "last notebook cold, seconds <= 200": (last["cold_s"], 200, "max"),
+                "notebooks warm, total seconds <= 45": (sum(n["warm_s"] for n in notebooks.values()), 45, "max"),
+                "slowest notebook warm, seconds <= 12": (max(n["warm_s"] for n in notebooks.values()), 12, "max"),
+                "largest kernel, MB <= 1536": (max(n["peak_rss_mb"] or 0 for n in notebooks.values()), 1536, "max"),
+            }
+        )
+    if "classifier_accuracy" in result:
+        checks.update(
+            {
+                "classifier accuracy >= 0.98": (result["classifier_accuracy"], 0.98, "min"),
+                "FCN-8s mIoU >= 0.80": (result["fcn8s_miou"], 0.80, "min"),
+                "FCN-8s mIoU - FCN-16s mIoU >= 0": (result["fcn8s_miou"] - result["fcn16s_miou"], 0.0, "min"),
+                "FCN-16s mIoU - FCN-32s mIoU >= 0": (result["fcn16s_miou"] - result["fcn32s_miou"], 0.0, "min"),
+                "converted mIoU - all-background mIoU >= 0.2": (
+                    result["converted_fcn_miou"] - result["background_miou"],
+                    0.2,
+                    "min",
+                ),
+            }
+        )
+    if "peers" in result and result.get("peer_budget_factor", 1.0) == 1.0:  # else the race was not at the same budget
+        peers = [
+            peer["miou"]
+            for name, peer in result["peers"].items()
+            if name != "course_fcn8s" and peer["miou"] is not None
+        ]
+        checks["FCN-8s mIoU >= best peer at the same budget"] = (result["fcn8s_miou"], max(peers, default=0.0), "min")
+    if "train_flops_utilization" in result:
+        checks["full-width training, fraction of matmul FLOP/s >= 0.40"] = (
+            result["train_flops_utilization"],
+            0.40,
             "min",
-        ),
-        "FCN-8s mIoU >= best peer at the same budget": (result["fcn8s_miou"], max(peers, default=0.0), "min"),
-        "full-width training, fraction of matmul FLOP/s >= 0.40": (result["train_flops_utilization"], 0.40, "min"),
-    }
-    if result.get("peer_budget_factor", 1.0) != 1.0:  # then the race was not at the same budget
-        del checks["FCN-8s mIoU >= best peer at the same budget"]
+        )
     return {
         name: {"value": value, "target": target, "met": value <= target if kind == "max" else value >= target}
         for name, (value, target, kind) in checks.items()
@@ -61,12 +80,30 @@ def table(rows: list[tuple]) -> str:
 
 
 def notebooks_table(result: dict) -> str:
-    """Each notebook's cold and warm seconds and its kernel's peak memory, and their totals."""
-    rows = [("notebook", "cold", "warm", "kernel peak memory")]
-    for name, n in result["notebooks"].items():
-        rows.append((f"`{name}`", f"{n['cold_s']:.0f} s", f"{n['warm_s']:.0f} s", f"{n['peak_rss_mb']:,.0f} MB"))
+    """Each notebook's cold and warm seconds and its kernel's peak memory, and their totals; and,
+    where the result has them (runs from 2026-11-27 on), the seconds with the kernel's shutdown."""
     total = result["notebooks_total"]
-    rows.append(("**all notebooks**", f"**{total['cold_s']:.0f} s**", f"**{total['warm_s']:.0f} s**", ""))
+    shutdown = "warm_with_shutdown_s" in total
+    rows = [
+        (
+            "notebook",
+            "cold",
+            "warm",
+            *(["cold / warm with the kernel's shutdown"] if shutdown else []),
+            "kernel peak memory",
+        )
+    ]
+    for name, n in result["notebooks"].items():
+        with_shutdown = [f"{n['cold_with_shutdown_s']:.0f} s / {n['warm_with_shutdown_s']:.0f} s"] if shutdown else []
+        rows.append(
+            (f"`{name}`", f"{n['cold_s']:.0f} s", f"{n['warm_s']:.0f} s", *with_shutdown, f"{n['peak_rss_mb']:,.0f} MB")
+        )
+    with_shutdown = (
+        [f"{total['cold_with_shutdown_s']:.0f} s / {total['warm_with_shutdown_s']:.0f} s"] if shutdown else []
+    )
+    rows.append(
+        ("**all notebooks**", f"**{total['cold_s']:.0f} s**", f"**{total['warm_s']:.0f} s**", *with_shutdown, "")
+    )
     return table(rows)
 
 
@@ -166,9 +203,21 @@ def comparison_markdown(rows: list[dict], curve_budget_s: float | None = None) -
     return table([tuple(header)] + [tuple(format_cell(key, row) for key, _ in COMPARISON_COLUMNS) for row in rows])
 
 
+def course_quality_table(result: dict) -> str:
+    """The course's own models on the held-out data (a --notebooks-only result: no peers)."""
+    rows = [("model (200 held-out scenes)", "mIoU")]
+    rows.append(("all background", f"{result['background_miou']:.3f}"))
+    rows.append(("converted classifier (no pixel labels)", f"{result['converted_fcn_miou']:.3f}"))
+    rows += [(f"course FCN-{variant}", f"{result[f'fcn{variant}_miou']:.3f}") for variant in FCN_VARIANTS]
+    return table(rows) + f"\n\nClassifier test accuracy: {result['classifier_accuracy']:.1%}."
+
+
 def markdown_report(result: dict) -> str:
     """The README's tables for one benchmark result: notebooks, speed, quality, and (when the
-    result has them) the comparison with the peers at equal time, equal steps and along the curves."""
+    result has them) the comparison with the peers at equal time, equal steps and along the curves.
+    A --notebooks-only result gives its notebooks' table and the course's quality."""
+    if "peers" not in result:
+        return "\n\n".join([notebooks_table(result), course_quality_table(result)])
     sections = [notebooks_table(result), speed_table(result), quality_table(result)]
     if "comparison" in result:
         sections.append(comparison_markdown(result["comparison"], result.get("curve_budget_s")))

@@ -14,6 +14,7 @@ from unittest.mock import patch
 import torch
 
 from ..paths import CHECKPOINT_DIR_VARIABLE
+from ..recipes import cache_held_out_sets
 from ..train import default_width, pick_device
 from .common import BenchmarkConfig, log
 from .curves import learning_curves
@@ -37,7 +38,8 @@ def scratch_checkpoints() -> Iterator[Path]:
 
 def notebooks_and_models(config: BenchmarkConfig, device: torch.device, scratch: Path) -> tuple[dict, dict]:
     """Each notebook cold, then the course's models trained (or loaded from the cold runs'
-    checkpoints), then each notebook warm; all in the scratch checkpoint folder `scratch`.
+    checkpoints) and the held-out sets cached, as `make warm` leaves them, then each notebook
+    warm; all in the scratch checkpoint folder `scratch`.
 
     Returns ({notebook name: {"cold_s", "warm_s", "peak_rss_mb"}}, course_models' dict).
     """
@@ -46,8 +48,9 @@ def notebooks_and_models(config: BenchmarkConfig, device: torch.device, scratch:
     cold = cold_runs(paths, scratch)
     log("course models: loading the cold runs' checkpoints, or training them ...")
     models = course_models(default_width(device), device, config)
+    cache_held_out_sets()  # as make warm does: a warm notebook draws no image
     log("the notebooks again, warm:")
-    return warm_runs(paths, cold), models
+    return warm_runs(paths, cold, config.warm_repeats), models
 
 
 #: Called with the result so far after each phase and each learning curve (see run_benchmark).
@@ -99,6 +102,30 @@ def run_benchmark(
     device = pick_device()
     with scratch_checkpoints() as scratch:  # every file the run writes: checkpoints, cached data
         return measure(config, device, scratch, peer_budget_factor, save_partial or (lambda partial: None))
+
+
+def run_notebooks_only(config: BenchmarkConfig) -> dict:
+    """The benchmark's first phase alone, in minutes instead of hours: each notebook cold and warm
+    (notebooks_and_models), and the course's quality on the held-out data. No speed phase, no
+    peers, no curves. Returns a result with the full run's fields for these, "notebooks_only": True,
+    and the targets they decide."""
+    log.start()
+    device = pick_device()
+    result = {
+        "quick": config.name == "quick",
+        "notebooks_only": True,
+        "machine": {**machine(), "load_average_at_start": load_average()},
+    }
+    with scratch_checkpoints() as scratch:
+        notebooks, models = notebooks_and_models(config, device, scratch)
+        result.update({"notebooks": notebooks, "notebooks_total": notebooks_total(notebooks)})
+        log("quality on the held-out data:")
+        result.update(course_quality(models))
+    result["machine"]["load_average_at_end"] = load_average()
+    result["complete"] = True
+    result["targets"] = targets(result)
+    result["benchmark_s"] = log.elapsed()
+    return result
 
 
 def measure(
