@@ -23,6 +23,7 @@ much of their circumscribed circle they fill (`fill_ratio` below):
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import numbers
@@ -98,12 +99,12 @@ CRESCENT_BITE_RADIUS, CRESCENT_BITE_OFFSET = 0.8, 0.45
 def inside_unit_shape(label: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Boolean array, same shape as x and y: which unit-coordinate points lie in the shape."""
     name = CLASSES[label]
-    r = np.hypot(x, y)
-    if name == "circle":
-        return r <= 1
-    if name == "ring":
-        return (r <= 1) & (r >= RING_INNER_RADIUS)
-    if name == "crescent":
+    if name in ("circle", "ring", "crescent"):
+        r = np.hypot(x, y)
+        if name == "circle":
+            return r <= 1
+        if name == "ring":
+            return (r <= 1) & (r >= RING_INNER_RADIUS)
         return (r <= 1) & (np.hypot(x - CRESCENT_BITE_OFFSET, y) > CRESCENT_BITE_RADIUS)
     points = np.stack([x.ravel(), y.ravel()], axis=1)
     return _POLYGONS[name].contains_points(points).reshape(x.shape)
@@ -159,15 +160,27 @@ def fill_ratio(label: int, radius: float = 50.0, angle: float = 0.0) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def _linear_interpolation_matrix(size_out: int, size_in: int) -> np.ndarray:
-    """(size_out, size_in) matrix M such that M @ v linearly resamples a vector v."""
+    """(size_out, size_in) matrix M such that M @ v linearly resamples a vector v. Computed once
+    per pair of sizes (every item uses a few), and read-only, since every caller shares it."""
     positions = np.linspace(0, size_in - 1, size_out)
     left = np.minimum(positions.astype(int), size_in - 2)
     weight_right = positions - left
     matrix = np.zeros((size_out, size_in))
     matrix[np.arange(size_out), left] = 1 - weight_right
     matrix[np.arange(size_out), left + 1] = weight_right
+    matrix.flags.writeable = False
     return matrix
+
+
+@functools.lru_cache(maxsize=16)
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """np.mgrid[0:height, 0:width]: (2, H, W), each pixel's row and column. Computed once per
+    image size, and read-only, since every caller shares it."""
+    grid = np.mgrid[0:height, 0:width]
+    grid.flags.writeable = False
+    return grid
 
 
 def smooth_noise(
@@ -187,7 +200,7 @@ def random_background(rng: np.random.Generator, height: int, width: int) -> np.n
     """A two-colour linear gradient in a random direction plus smooth noise: (3, H, W)."""
     color_a, color_b = rng.uniform(0, 1, size=(2, 3, 1, 1))
     direction = rng.uniform(0, 2 * np.pi)
-    ys, xs = np.mgrid[0:height, 0:width] / max(height, width)
+    ys, xs = _pixel_grid(height, width) / max(height, width)
     t = np.cos(direction) * xs + np.sin(direction) * ys  # position along the gradient
     t = (t - t.min()) / (t.max() - t.min() + 1e-8)  # (H, W) in [0, 1]
     gradient = color_a + (color_b - color_a) * t
@@ -198,7 +211,7 @@ def random_background(rng: np.random.Generator, height: int, width: int) -> np.n
 def draw_clutter_lines(rng: np.random.Generator, image: np.ndarray, max_lines: int = 3) -> None:
     """Paint 0..max_lines thin random line segments onto image (3, H, W), in place."""
     _, height, width = image.shape
-    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    ys, xs = _pixel_grid(height, width) + 0.5
     for _ in range(int(rng.integers(0, max_lines + 1))):
         (ax, bx), (ay, by) = rng.uniform(0, width, 2), rng.uniform(0, height, 2)
         # Distance from every pixel centre to the segment A-B.

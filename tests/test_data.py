@@ -458,3 +458,15 @@ def test_bounding_box_of_an_empty_mask_raises():
         bounding_box(torch.zeros(8, 8, dtype=torch.int64))
     with pytest.raises(ValueError, match="no object"):
         bounding_box(torch.full((8, 8), IGNORE_INDEX))
+
+
+def test_the_shared_grids_and_interpolation_matrices_cannot_be_changed_by_a_caller():
+    """Each is computed once per size and shared by every item: a caller writing into one would
+    change every image drawn after it."""
+    from course_utils.data import _linear_interpolation_matrix, _pixel_grid
+
+    assert np.array_equal(_pixel_grid(3, 5), np.mgrid[0:3, 0:5]) and _pixel_grid(3, 5) is _pixel_grid(3, 5)
+    assert np.allclose(_linear_interpolation_matrix(5, 3) @ np.array([0.0, 1.0, 4.0]), [0, 0.5, 1, 2.5, 4])
+    for shared in (_pixel_grid(3, 5), _linear_interpolation_matrix(5, 3)):
+        with pytest.raises(ValueError, match="read-only"):
+            shared[0, 0] = 1
