@@ -59,12 +59,32 @@ def segmentation_report(
 def choose_threshold(
     scores: torch.Tensor, target: torch.Tensor, candidates: Sequence[float], class_names: Sequence[str]
 ) -> tuple[float, dict]:
-    """The candidate threshold with the best mIoU on (validation) scores; returns it and {t: mIoU}."""
-    best_score, best_class = best_class_scores(scores)  # once, not once per candidate
-    results = {
-        float(t): segmentation_report(threshold_best_class(best_score, best_class, t), target, class_names)["mean_iou"]
-        for t in candidates
-    }
+    """The candidate threshold with the best mIoU on (validation) scores; returns it and {t: mIoU},
+    the candidates in the order given. Each mIoU is segmentation_report's for scores_to_mask(scores, t).
+
+    One count over the pixels serves every candidate. A pixel whose best score beats exactly k of
+    the (sorted) candidates gets its best class under the first k and background under the rest,
+    so counting the pixels by (k, true class, best class) gives every candidate's confusion matrix.
+    """
+    best_score, best_class = best_class_scores(scores)  # (N, H, W) each
+    num_classes = len(class_names) + 1  # background first
+    ordered = sorted({float(t) for t in candidates})
+    thresholds = torch.tensor(ordered, dtype=best_score.dtype, device=best_score.device)
+    beaten = torch.searchsorted(thresholds, best_score.contiguous())  # how many candidates t < best score
+    # Checks the labels as segmentation_report would, with the first candidate's masks.
+    confusion_matrix(threshold_best_class(best_score, best_class, ordered[0]), target, num_classes)
+    shape = (len(ordered) + 1, num_classes, num_classes)  # (k, true class, best class + 1)
+    spare = shape[0] * shape[1] * shape[2]  # the bin of the ignored pixels, dropped below
+    bins = (beaten * num_classes + target.long()) * num_classes + best_class + 1
+    bins = torch.where(target == IGNORE_INDEX, spare, bins)
+    counts = torch.bincount(bins.flatten(), minlength=spare + 1)[:spare].reshape(shape)
+    beat_at_least = counts.flip(0).cumsum(0).flip(0)  # beat_at_least[k]: pixels that beat k or more
+    miou = {}
+    for rank, t in enumerate(ordered):  # candidate t is beaten by the pixels that beat rank + 1 or more
+        cm = beat_at_least[rank + 1].clone()  # those get their best class
+        cm[:, 0] += counts[: rank + 1].sum(dim=(0, 2))  # the others background
+        miou[t] = mean_iou_from_confusion(cm)
+    results = {float(t): miou[float(t)] for t in candidates}
     best = max(results, key=results.get)
     return best, results
 

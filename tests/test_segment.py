@@ -178,6 +178,28 @@ def test_choose_threshold_agrees_with_segmentation_report():
     assert results[best] == max(results.values())
 
 
+def test_choose_threshold_counts_as_scores_to_mask_and_segmentation_report_do_ties_and_ignored_pixels_included():
+    """The one-pass count against the obvious loop: a mask per candidate, a report per mask."""
+    torch.manual_seed(1)
+    scores = torch.randint(-4, 5, (3, 4, 16, 16)).float() / 2  # many scores exactly equal to a candidate
+    target = torch.randint(0, 5, (3, 16, 16))
+    target[:, :3] = IGNORE_INDEX
+    candidates = [1.5, -1.0, 0.0, 0.5, 2.0, 0.0, -3.0]  # unsorted, a duplicate, one below every score
+    best, results = choose_threshold(scores, target, candidates, ["a", "b", "c", "d"])
+    assert list(results) == [1.5, -1.0, 0.0, 0.5, 2.0, -3.0]
+    for t in candidates:
+        expected = segmentation_report(scores_to_mask(scores, t), target, ["a", "b", "c", "d"])["mean_iou"]
+        assert results[t] == pytest.approx(expected, abs=1e-12), t
+    assert best == max(results, key=results.get)
+    many = [i / 10 for i in range(-40, 41)]  # enough bins that an ignored pixel's (255) would land among them
+    _, results = choose_threshold(scores, target, many, ["a", "b", "c", "d"])
+    for t in many[::10]:
+        expected = segmentation_report(scores_to_mask(scores, t), target, ["a", "b", "c", "d"])["mean_iou"]
+        assert results[t] == pytest.approx(expected, abs=1e-12), t
+    with pytest.raises(ValueError, match="target"):
+        choose_threshold(scores, torch.full_like(target, 7), candidates, ["a", "b", "c", "d"])
+
+
 # ----------------------------------------------------------------------------- format_report
 
 
