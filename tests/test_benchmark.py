@@ -774,3 +774,16 @@ def test_warm_runs_keep_every_run_and_count_the_fastest(monkeypatch):
     assert results["b"]["warm_runs_s"] == [5.0, 6.0, 4.0] and results["b"]["warm_s"] == 4.0
     assert results["b"]["peak_rss_mb"] == 600.0 and cold["a"] == {"cold_s": 60.0, "peak_rss_mb": 850.0}
     assert common.FULL.warm_repeats == 3 and common.QUICK.warm_repeats == 1
+
+
+def test_the_readme_shows_the_committed_notebook_run_and_says_whether_it_meets_every_target():
+    """The notebooks' tables of data/benchmark-notebooks.json (make benchmark-notebooks) are in the
+    README line for line, and the README's claim about its targets is the JSON's."""
+    stored = json.loads((REPO / "data" / "benchmark-notebooks.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert stored["complete"] and stored["notebooks_only"] and not stored["quick"]
+    assert stored["machine"]["isa_settings"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    missing = [line for line in report.markdown_report(stored).splitlines() if line.strip() and line not in readme]
+    assert not missing, f"README lines that differ from data/benchmark-notebooks.json's tables: {missing[:3]}"
+    all_met = all(target["met"] for target in report.targets(stored).values())
+    assert ("meets every target" in readme) == all_met
