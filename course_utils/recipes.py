@@ -57,15 +57,29 @@ class ClassifierRecipe:
     train_samples: int = 4000  # training images, drawn with TRAIN_DATA_SEED
     val_samples: int = 500  # validation images (one evaluation per epoch), drawn with VAL_DATA_SEED
     epochs: int = 4
+    # Progressive resizing: the first small_epochs epochs train on the images shrunk to
+    # small_image_size x small_image_size (48x48: 56 % of the pixels, so of the cost per image),
+    # the last ones at full size. Global average pooling lets the classifier take any size.
+    small_epochs: int = 2
+    small_image_size: int = 48
     lr: float = 3e-3  # peak learning rate of the one-cycle schedule
     batch_size: int = 32
     seed: int = 0  # seed for weight init and shuffling (the training run, not the data)
 
+    def __post_init__(self):
+        if not 0 <= self.small_epochs <= self.epochs:
+            raise ValueError(f"small_epochs must be between 0 and epochs ({self.epochs}), got {self.small_epochs}")
+
+    def epoch_image_sizes(self) -> list[int | None]:
+        """The image size each epoch trains at, for fit's image_sizes: [48, 48, None, None] (None: full size)."""
+        return [self.small_image_size] * self.small_epochs + [None] * (self.epochs - self.small_epochs)
+
 
 CLASSIFIER_RECIPE = ClassifierRecipe()
-#: For the full width 64, a GPU's default. With CLASSIFIER_RECIPE it reached only 97.7 % and 98.6 %
-#: test accuracy (two seeds, on a GPU), with 6 epochs 99.2 % and 99.7 %; a GPU trains them in seconds.
-WIDE_CLASSIFIER_RECIPE = replace(CLASSIFIER_RECIPE, epochs=6)
+#: For the full width 64, a GPU's default. Without progressive resizing and in 4 epochs it reached
+#: only 97.7 % and 98.6 % test accuracy (two seeds, on a GPU), with 6 epochs 99.2 % and 99.7 %; a
+#: GPU trains them in seconds, so it keeps full-size images throughout.
+WIDE_CLASSIFIER_RECIPE = replace(CLASSIFIER_RECIPE, epochs=6, small_epochs=0)
 
 
 def classifier_recipe_for(width: int) -> ClassifierRecipe:
@@ -114,6 +128,7 @@ def fit_classifier(model: VGG11Classifier, recipe: ClassifierRecipe | None = Non
         val_data=val_data,
         seed=recipe.seed,
         progress=progress,
+        image_sizes=recipe.epoch_image_sizes(),
     )
 
 

@@ -12,6 +12,7 @@ import copy
 import os
 import random
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -98,10 +99,25 @@ def training_step(model, images, targets, optimizer) -> tuple[torch.Tensor, torc
     return scores, loss
 
 
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """images (N, 3, H, W) -> (N, 3, size, size), shrunk (or enlarged) smoothly: bilinear with
+    antialiasing, so that a shrunk image looks like the scene seen from further away."""
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
 def train_one_epoch(
-    model, loader, optimizer, scheduler=None, device="cpu", progress=None, memory_format=torch.contiguous_format
+    model,
+    loader,
+    optimizer,
+    scheduler=None,
+    device="cpu",
+    progress=None,
+    memory_format=torch.contiguous_format,
+    image_size: int | None = None,
 ) -> dict:
     """One pass over `loader` in train mode, a step per batch (and a scheduler step, if given).
+    image_size: resize every batch's images to image_size x image_size first (resize_images);
+    None trains on them as they are. Only for labels (N,): a mask would have to be resized too.
 
     Returns {"loss": mean over images, "accuracy": right / counted with IGNORE_INDEX targets not
     counted (count_correct), "steps": [loss of each step]}.
@@ -110,6 +126,8 @@ def train_one_epoch(
     total_loss, right, counted, step_losses = 0.0, 0, 0, []
     for images, targets, *_ in loader:
         images, targets = images.to(device, memory_format=memory_format), targets.to(device)
+        if image_size is not None:
+            images = resize_images(images, image_size)
         scores, loss = training_step(model, images, targets, optimizer)
         if scheduler is not None:
             scheduler.step()
@@ -225,6 +243,26 @@ def make_optimizer(
     return optimizer, scheduler
 
 
+def check_image_sizes(image_sizes, epochs: int, train_data: Dataset) -> list[int | None]:
+    """fit's image_sizes as a list of one size (or None) per epoch, after checking it: a
+    ValueError says what does not fit. None is [None] * epochs."""
+    if image_sizes is None:
+        return [None] * epochs
+    image_sizes = list(image_sizes)
+    if len(image_sizes) != epochs:
+        raise ValueError(f"image_sizes needs one entry per epoch ({epochs}), got {len(image_sizes)}: {image_sizes}")
+    for size in image_sizes:
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise ValueError(f"each image size must be a positive whole number or None, got {size!r}")
+    target_shape = tuple(torch.as_tensor(train_data[0][1]).shape) if len(train_data) else ()
+    if any(size is not None for size in image_sizes) and target_shape != ():
+        raise ValueError(
+            "image_sizes resizes the images only, so it is for labels (a classifier); these targets have "
+            f"shape {target_shape}, masks that would have to be resized too"
+        )
+    return image_sizes
+
+
 def fit(
     model: nn.Module,
     train_data: Dataset,
@@ -238,6 +276,7 @@ def fit(
     device=None,
     progress: bool = True,
     channels_last: bool = True,
+    image_sizes: Sequence[int | None] | None = None,
 ) -> dict:
     """Train `model` in place with AdamW and a one-cycle learning-rate schedule (make_optimizer);
     return its history. The model ends in eval mode.
@@ -250,6 +289,10 @@ def fit(
     channels_last stores images and weights as (N, H, W, C) in memory, the layout the CPU and
     GPU convolution kernels run fastest on (same results up to float rounding, about 1.3x faster
     here); the model is returned in the usual layout.
+    image_sizes: progressive resizing, one entry per epoch: that epoch trains on the images
+    resized to size x size (train_one_epoch), None on the images as they are; validation always
+    sees them as they are. For a classifier only: its targets are labels, which do not change
+    with the size. None (the default): every epoch at the data's own size.
     history = {"train_loss": [...], "train_accuracy": [...], "val_loss": [...],
                "val_accuracy": [...], "step_loss": [...], "seconds": float}, one entry per
     epoch (per step for step_loss); seconds is the wall-clock training time. Runs repeat
@@ -258,6 +301,7 @@ def fit(
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
+    image_sizes = check_image_sizes(image_sizes, epochs, train_data)
     device = device or next(model.parameters()).device
     seed_everything(seed)
     loader = make_loader(train_data, batch_size, shuffle=True, seed=seed)
@@ -269,7 +313,9 @@ def fit(
     with progress_bar(epochs * len(loader), "training", "batch", disable=not progress) as bar:
         for epoch in range(epochs):
             bar.set_description(f"epoch {epoch + 1}/{epochs}")
-            result = train_one_epoch(model, loader, optimizer, scheduler, device, bar, memory_format)
+            result = train_one_epoch(
+                model, loader, optimizer, scheduler, device, bar, memory_format, image_size=image_sizes[epoch]
+            )
             history["train_loss"].append(result["loss"])
             history["train_accuracy"].append(result["accuracy"])
             history["step_loss"] += result["steps"]

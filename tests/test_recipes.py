@@ -17,8 +17,15 @@ from course_utils.paths import CHECKPOINT_DIR_VARIABLE, course_notebooks
 from course_utils.recipes import CLASSIFIER_RECIPE, classifier_checkpoint, trained_classifier
 
 WIDTH = 4
-SMALL_RECIPE = dataclasses.replace(
-    CLASSIFIER_RECIPE, image_size=32, train_samples=28, val_samples=14, epochs=1, batch_size=14
+SMALL_RECIPE = dataclasses.replace(  # its first epoch at 32x32, its second at 40x40, as the course's at 48 and 64
+    CLASSIFIER_RECIPE,
+    image_size=40,
+    train_samples=28,
+    val_samples=14,
+    epochs=2,
+    small_epochs=1,
+    small_image_size=32,
+    batch_size=14,
 )
 
 
@@ -54,9 +61,10 @@ def test_first_call_trains_with_the_recipe_and_writes_the_checkpoint(fit_calls, 
     assert len(fit_calls) == 1
     call = fit_calls[0]
     assert call["train_samples"] == 28 and len(call["val_data"]) == 14
-    assert (call["epochs"], call["batch_size"], call["lr"], call["seed"]) == (1, 14, 3e-3, 0)
-    assert len(history["train_loss"]) == 1 and len(history["val_accuracy"]) == 1
-    assert len(history["step_loss"]) == 2  # 28 samples in batches of 14
+    assert (call["epochs"], call["batch_size"], call["lr"], call["seed"]) == (2, 14, 3e-3, 0)
+    assert call["image_sizes"] == [32, None]
+    assert len(history["train_loss"]) == 2 and len(history["val_accuracy"]) == 2
+    assert len(history["step_loss"]) == 4  # 28 samples in batches of 14, twice
     stored = torch.load(tmp_path / "classifier_w4.pt", weights_only=True)
     assert stored["config"] == {"num_classes": NUM_CLASSES, "width": WIDTH, **dataclasses.asdict(SMALL_RECIPE)}
     assert stored["history"] == history
@@ -240,6 +248,8 @@ def test_recipes_are_frozen_and_their_checkpoint_configs_are_unchanged():
         "train_samples": 4000,
         "val_samples": 500,
         "epochs": 4,
+        "small_epochs": 2,
+        "small_image_size": 48,
         "lr": 3e-3,
         "batch_size": 32,
         "seed": 0,
@@ -277,11 +287,23 @@ def test_fit_classifier_trains_the_given_model_in_place_and_saves_nothing(fit_ca
     model = VGG11Classifier(NUM_CLASSES, WIDTH)
     untrained = copy.deepcopy(model)
     history = recipes.fit_classifier(model, SMALL_RECIPE, progress=False)
-    assert len(fit_calls) == 1 and len(history["train_loss"]) == 1 and len(history["val_accuracy"]) == 1
+    assert len(fit_calls) == 1 and len(history["train_loss"]) == 2 and len(history["val_accuracy"]) == 2
     assert not weights_equal(model, untrained) and not model.training
     assert list(tmp_path.glob("*.pt")) == []  # checkpoints are trained_classifier's business (datasets/ caches data)
     images, labels = fit_calls[0]["train_data"].tensors  # no masks: a classifier never uses them
-    assert images.shape == (28, 3, 32, 32) and labels.shape == (28,)
+    assert images.shape == (28, 3, 40, 40) and labels.shape == (28,)
+    assert fit_calls[0]["image_sizes"] == [32, None]  # progressive resizing: the first epoch at 32x32
+
+
+def test_progressive_resizing_in_the_recipe():
+    """The first small_epochs epochs at small_image_size, the rest at full size; a GPU's wide recipe
+    keeps full size throughout; a recipe with more small epochs than epochs is refused."""
+    assert CLASSIFIER_RECIPE.epoch_image_sizes() == [48, 48, None, None]
+    assert recipes.WIDE_CLASSIFIER_RECIPE.epoch_image_sizes() == [None] * 6
+    assert dataclasses.replace(CLASSIFIER_RECIPE, small_epochs=0).epoch_image_sizes() == [None] * 4
+    for small_epochs in (5, -1):
+        with pytest.raises(ValueError, match="small_epochs must be between 0 and epochs"):
+            dataclasses.replace(CLASSIFIER_RECIPE, small_epochs=small_epochs)
 
 
 def test_fit_segmenter_trains_the_given_model_in_place_and_saves_nothing(fit_calls, tmp_path):
@@ -301,7 +323,7 @@ def test_without_a_recipe_the_width_chooses_it(fit_calls, monkeypatch):
         recipes.classifier_recipe_for(16) is CLASSIFIER_RECIPE
         and recipes.classifier_recipe_for(32) is CLASSIFIER_RECIPE
     )
-    assert recipes.classifier_recipe_for(64) == dataclasses.replace(CLASSIFIER_RECIPE, epochs=6)
+    assert recipes.classifier_recipe_for(64) == dataclasses.replace(CLASSIFIER_RECIPE, epochs=6, small_epochs=0)
     monkeypatch.setattr(recipes, "CLASSIFIER_RECIPE", SMALL_RECIPE)  # what classifier_recipe_for(4) returns
     recipes.fit_classifier(VGG11Classifier(NUM_CLASSES, width=WIDTH), progress=False)
     trained_classifier(width=WIDTH, device="cpu")

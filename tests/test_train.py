@@ -19,6 +19,7 @@ from course_utils.train import (
     make_optimizer,
     pick_device,
     predict,
+    resize_images,
     train_one_epoch,
 )
 from tests.tiny_models import tiny_model, weights_equal
@@ -67,6 +68,63 @@ def test_fit_records_validation_and_evaluate_counts_right():
     predicted = predict(model, data.tensors[0]).argmax(1)
     assert result["accuracy"] == pytest.approx((predicted == data.tensors[1]).float().mean().item())
     assert result["accuracy"] == history["val_accuracy"][-1]
+
+
+def test_progressive_resizing_trains_each_epoch_at_its_size_and_validates_at_full_size():
+    """fit(image_sizes=[48, None]): the first epoch's steps see 48x48 images, the second's the
+    data's own 64x64; validation (eval mode) always sees 64x64."""
+    data = tiny_classification_data(n=16)
+    data = TensorDataset(nn.functional.interpolate(data.tensors[0], size=64), data.tensors[1])
+    model = tiny_model()
+    seen = []  # (training?, height, width) of every batch the model is given
+    model.register_forward_pre_hook(lambda module, args: seen.append((module.training, *args[0].shape[-2:])))
+    fit(model, data, epochs=2, batch_size=8, val_data=data, image_sizes=[48, None], progress=False)
+    training = [size for training, *size in seen if training]
+    validation = {tuple(size) for training, *size in seen if not training}
+    assert training == [[48, 48]] * 2 + [[64, 64]] * 2, training
+    assert validation == {(64, 64)}, validation
+
+
+def test_progressive_resizing_changes_the_run_and_none_is_the_plain_run():
+    data = TensorDataset(
+        nn.functional.interpolate(tiny_classification_data().tensors[0], size=48), tiny_classification_data().tensors[1]
+    )
+    plain, all_none, resized = tiny_model(), tiny_model(), tiny_model()
+    fit(plain, data, epochs=2, batch_size=8, progress=False)
+    fit(all_none, data, epochs=2, batch_size=8, progress=False, image_sizes=[None, None])
+    fit(resized, data, epochs=2, batch_size=8, progress=False, image_sizes=[32, None])
+    assert weights_equal(plain, all_none) and not weights_equal(plain, resized)
+
+
+def test_resize_images_shrinks_smoothly():
+    images = torch.rand(2, 3, 64, 64)
+    assert resize_images(images, 48).shape == (2, 3, 48, 48)
+    constant = torch.full((1, 3, 64, 64), 0.25)
+    assert torch.allclose(resize_images(constant, 48), torch.full((1, 3, 48, 48), 0.25))
+    lines = (torch.arange(64) % 4 == 0).float().expand(1, 3, 64, 64)  # a bright column in every 4
+    shrunk = resize_images(lines, 16)  # 4 columns per pixel: antialiasing averages them (plain bilinear: 0)
+    inner = shrunk[..., 1:-1]  # (the border columns average fewer columns)
+    assert torch.allclose(inner, torch.full_like(inner, 0.25), atol=0.01), inner.aminmax()
+
+
+@pytest.mark.parametrize(
+    "image_sizes, message",
+    [
+        ([48], "one entry per epoch"),
+        ([48, 48, 48], "one entry per epoch"),
+        ([0, None], "positive whole number"),
+        ([47.5, None], "positive whole number"),
+    ],
+)
+def test_image_sizes_that_do_not_fit_are_clear_errors(image_sizes, message):
+    with pytest.raises(ValueError, match=message):
+        fit(tiny_model(), tiny_classification_data(), epochs=2, image_sizes=image_sizes, progress=False)
+
+
+def test_progressive_resizing_refuses_masks():
+    masks = TensorDataset(torch.rand(4, 3, 32, 32), torch.zeros(4, 32, 32, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"for labels .*shape \(32, 32\)"):
+        fit(VGG11FCN(num_classes=3, width=4), masks, epochs=1, image_sizes=[16], progress=False)
 
 
 def test_segmentation_targets_with_ignored_pixels():

@@ -41,7 +41,7 @@ EXPECTED = {
             "for batch_size in (64, 8, 2):",
         ],
         [
-            "print(classifier_recipe_for(width))",
+            "recipe = classifier_recipe_for(width)",
             "test_data = shapes_split(1000",
             "load_checkpoint(classifier_checkpoint",
         ],
