@@ -34,7 +34,7 @@ from torch.utils.data import TensorDataset
 
 from .cache import load_or_draw
 from .checkpoints import load_or_train
-from .data import NUM_CLASSES, ShapesDataset, ShapesScenes, materialize
+from .data import MIN_IMAGE_SIZE, NUM_CLASSES, ShapesDataset, ShapesScenes, materialize
 from .models import FCN_VARIANTS, VGG11Classifier, VGG11SkipFCN
 from .paths import checkpoint_dir
 from .train import default_width, fit, pick_device
@@ -58,8 +58,9 @@ class ClassifierRecipe:
     val_samples: int = 500  # validation images (one evaluation per epoch), drawn with VAL_DATA_SEED
     epochs: int = 4
     # Progressive resizing: the first small_epochs epochs train on the images shrunk to
-    # small_image_size x small_image_size (48x48: 56 % of the pixels, so of the cost per image),
-    # the last ones at full size. Global average pooling lets the classifier take any size.
+    # small_image_size x small_image_size (48x48: 56 % of the pixels, and about 56 % of the cost
+    # per image), the last ones at full size. Global average pooling lets the classifier take any
+    # size. small_image_size must be at least 32, the smallest image VGG11 takes.
     small_epochs: int = 2
     small_image_size: int = 48
     lr: float = 3e-3  # peak learning rate of the one-cycle schedule
@@ -69,6 +70,11 @@ class ClassifierRecipe:
     def __post_init__(self):
         if not 0 <= self.small_epochs <= self.epochs:
             raise ValueError(f"small_epochs must be between 0 and epochs ({self.epochs}), got {self.small_epochs}")
+        if self.small_epochs and self.small_image_size < MIN_IMAGE_SIZE:
+            raise ValueError(
+                f"small_image_size must be at least {MIN_IMAGE_SIZE} (VGG11's smallest input), "
+                f"got {self.small_image_size}"
+            )
 
     def epoch_image_sizes(self) -> list[int | None]:
         """The image size each epoch trains at, for fit's image_sizes: [48, 48, None, None] (None: full size)."""

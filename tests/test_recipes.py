@@ -304,6 +304,9 @@ def test_progressive_resizing_in_the_recipe():
     for small_epochs in (5, -1):
         with pytest.raises(ValueError, match="small_epochs must be between 0 and epochs"):
             dataclasses.replace(CLASSIFIER_RECIPE, small_epochs=small_epochs)
+    with pytest.raises(ValueError, match="small_image_size must be at least 32"):
+        dataclasses.replace(CLASSIFIER_RECIPE, small_image_size=24)
+    assert dataclasses.replace(CLASSIFIER_RECIPE, small_epochs=0, small_image_size=24).epoch_image_sizes() == [None] * 4
 
 
 def test_fit_segmenter_trains_the_given_model_in_place_and_saves_nothing(fit_calls, tmp_path):
