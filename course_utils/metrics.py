@@ -96,6 +96,31 @@ def _check_num_classes(num_classes):
 # ---------------------------------------------------------------------------
 
 
+def scored_labels(pred, target, num_classes, ignore_index=IGNORE_INDEX):
+    """The labels ready to be counted, after checking them: (valid, t, p).
+
+    - valid: bool tensor, pred's shape: True where target is not ignore_index;
+    - t, p: target and pred as int64, with 0 in place of an ignored pixel's labels.
+
+    Every pixel stays in place (selecting the scored ones would copy them, several times slower):
+    a counter sends the ignored pixels to a spare bin instead. int64, since an index such as
+    t * C + p would overflow a small input dtype (uint8: 19 * 20 + 19 > 255). A ValueError names
+    any label outside [0, num_classes) on a scored pixel.
+    """
+    _check_labels(pred, target)
+    _check_num_classes(num_classes)
+    valid = target != ignore_index
+    t = torch.where(valid, target, 0).long()
+    p = torch.where(valid, pred, 0).long()
+    for name, labels in (("target", t), ("pred", p)):
+        low, high = torch.aminmax(labels) if labels.numel() else (0, 0)
+        if low < 0 or high >= num_classes:
+            bad = labels[valid & ((labels < 0) | (labels >= num_classes))].unique().tolist()
+            not_ignored = f" that are not ignore_index={ignore_index}" if name == "target" else ""
+            raise ValueError(f"{name} has values {bad} outside [0, {num_classes}){not_ignored}")
+    return valid, t, p
+
+
 def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):
     """Count (true class, predicted class) pairs.
 
@@ -113,22 +138,7 @@ def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):
       the number of pixels with target i and prediction j
       (rows = target, columns = prediction).
     """
-    _check_labels(pred, target)
-    _check_num_classes(num_classes)
-
-    # Every pixel stays in place (selecting the scored ones would copy them, several times slower):
-    # an ignored pixel's labels are replaced by 0 here and its count goes to a spare bin below.
-    # int64 throughout: the index t * C + p would overflow a small input dtype (uint8: 19 * 20 + 19 > 255).
-    valid = target != ignore_index
-    t = torch.where(valid, target, 0).long()
-    p = torch.where(valid, pred, 0).long()
-    for name, labels in (("target", t), ("pred", p)):
-        low, high = torch.aminmax(labels) if labels.numel() else (0, 0)
-        if low < 0 or high >= num_classes:
-            bad = labels[valid & ((labels < 0) | (labels >= num_classes))].unique().tolist()
-            not_ignored = f" that are not ignore_index={ignore_index}" if name == "target" else ""
-            raise ValueError(f"{name} has values {bad} outside [0, {num_classes}){not_ignored}")
-
+    valid, t, p = scored_labels(pred, target, num_classes, ignore_index)
     # Each scored (target, pred) pair gets a unique index t * C + p in [0, C*C), each ignored pixel
     # the spare index C*C; counting the indices and reshaping the first C*C counts gives the matrix.
     index = torch.where(valid, t * num_classes + p, num_classes**2)

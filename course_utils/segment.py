@@ -12,7 +12,13 @@ from collections.abc import Sequence
 import torch
 
 from .data import IGNORE_INDEX
-from .metrics import confusion_matrix, iou_from_confusion, mean_iou_from_confusion, pixel_accuracy_from_confusion
+from .metrics import (
+    confusion_matrix,
+    iou_from_confusion,
+    mean_iou_from_confusion,
+    pixel_accuracy_from_confusion,
+    scored_labels,
+)
 
 
 def scores_to_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -71,12 +77,11 @@ def choose_threshold(
     ordered = sorted({float(t) for t in candidates})
     thresholds = torch.tensor(ordered, dtype=best_score.dtype, device=best_score.device)
     beaten = torch.searchsorted(thresholds, best_score.contiguous())  # how many candidates t < best score
-    # Checks the labels as segmentation_report would, with the first candidate's masks.
-    confusion_matrix(threshold_best_class(best_score, best_class, ordered[0]), target, num_classes)
+    # The labels checked and made countable as confusion_matrix makes them (best class + 1: its mask value).
+    valid, true_class, best_label = scored_labels(best_class + 1, target, num_classes)
     shape = (len(ordered) + 1, num_classes, num_classes)  # (k, true class, best class + 1)
     spare = shape[0] * shape[1] * shape[2]  # the bin of the ignored pixels, dropped below
-    bins = (beaten * num_classes + target.long()) * num_classes + best_class + 1
-    bins = torch.where(target == IGNORE_INDEX, spare, bins)
+    bins = torch.where(valid, (beaten * num_classes + true_class) * num_classes + best_label, spare)
     counts = torch.bincount(bins.flatten(), minlength=spare + 1)[:spare].reshape(shape)
     beat_at_least = counts.flip(0).cumsum(0).flip(0)  # beat_at_least[k]: pixels that beat k or more
     miou = {}
