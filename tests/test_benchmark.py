@@ -482,8 +482,10 @@ def test_the_machine_record_names_what_makes_results_differ(monkeypatch):
     for name in machine.ISA_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")  # MKL ignores oneDNN's variable
+    monkeypatch.setenv("UNRELATED_SETTING", "1")
     record = machine.machine()
-    assert record["isa_settings"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert record["isa_settings"] == {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
     assert record["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["torch_threads"] == torch.get_num_threads()
     monkeypatch.setattr(os, "getloadavg", lambda: (2.344, 1.5, 0.25))
