@@ -254,8 +254,10 @@ def check_image_sizes(image_sizes, epochs: int, train_data: Dataset) -> list[int
     for size in image_sizes:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
             raise ValueError(f"each image size must be a positive whole number or None, got {size!r}")
+    if all(size is None for size in image_sizes):
+        return image_sizes  # nothing resized: no sample drawn to look at its target
     target_shape = tuple(torch.as_tensor(train_data[0][1]).shape) if len(train_data) else ()
-    if any(size is not None for size in image_sizes) and target_shape != ():
+    if target_shape != ():
         raise ValueError(
             "image_sizes resizes the images only, so it is for labels (a classifier); these targets have "
             f"shape {target_shape}, masks that would have to be resized too"

@@ -9,6 +9,7 @@ from course_utils.data import IGNORE_INDEX
 from course_utils.models import VGG11FCN, VGG11Classifier
 from course_utils.train import (
     WIDTH_VARIABLE,
+    check_image_sizes,
     count_correct,
     default_width,
     evaluate,
@@ -125,6 +126,23 @@ def test_progressive_resizing_refuses_masks():
     masks = TensorDataset(torch.rand(4, 3, 32, 32), torch.zeros(4, 32, 32, dtype=torch.long))
     with pytest.raises(ValueError, match=r"for labels .*shape \(32, 32\)"):
         fit(VGG11FCN(num_classes=3, width=4), masks, epochs=1, image_sizes=[16], progress=False)
+
+
+class NoPeeking(torch.utils.data.Dataset):
+    """A dataset that fails when an item is read: for checks that must not draw a sample."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        raise AssertionError(f"item {index} was read")
+
+
+def test_image_sizes_without_a_size_draw_no_sample_to_check():
+    assert check_image_sizes([None, None], 2, NoPeeking()) == [None, None]
+    assert check_image_sizes(None, 3, NoPeeking()) == [None, None, None]
+    with pytest.raises(AssertionError, match="item 0 was read"):  # a size: the target is looked at
+        check_image_sizes([16, None], 2, NoPeeking())
 
 
 def test_segmentation_targets_with_ignored_pixels():
