@@ -314,6 +314,10 @@ def plot_confusion_matrix(
     return fig
 
 
+#: The colour map of every score heatmap: perceptually uniform, and readable in grey.
+HEATMAP_CMAP = "viridis"
+
+
 def plot_heatmaps(
     image: torch.Tensor,
     scores: torch.Tensor,
@@ -325,7 +329,10 @@ def plot_heatmaps(
     """The image (3, H, W), then one heatmap per class of `scores` (K, H, W), all on one colour scale.
 
     A shared scale shows which class is strong where; per-class scales would make every map look
-    equally "hot". The colorbar (labelled "class score (logit)") gives that scale.
+    equally "hot". The colorbar (labelled "class score (logit)") gives that scale, and each title
+    the map's maximum. The maps are drawn alone, in HEATMAP_CMAP (perceptually uniform: equal
+    steps in score look like equal steps in colour): a map blended over a colourful image could
+    not be read against its colourbar.
     """
     n = len(class_names) + 1
     ncols = max(1, min(ncols, n))
@@ -343,8 +350,7 @@ def plot_heatmaps(
     low, high = scores.min().item(), scores.max().item()
     shown = None
     for ax, name, heatmap in zip(axes[1:], class_names, scores):
-        ax.imshow(picture)
-        shown = ax.imshow(heatmap.numpy(), cmap="jet", alpha=0.5, vmin=low, vmax=high)
+        shown = ax.imshow(heatmap.numpy(), cmap=HEATMAP_CMAP, vmin=low, vmax=high)
         ax.set_title(f"{name} (max {heatmap.max():.1f})", fontsize=9)
     if colorbar and shown is not None:
         fig.colorbar(shown, ax=axes, shrink=min(0.9, 0.5 + 0.2 * nrows), label="class score (logit)")

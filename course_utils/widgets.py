@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .segment import scores_to_mask, segmentation_report
-from .viz import add_class_legend, mask_to_rgb, to_uint8
+from .viz import HEATMAP_CMAP, add_class_legend, mask_to_rgb, to_uint8
 
 ALL_CLASSES = "all classes (mask)"
 
@@ -82,9 +82,8 @@ class FCNExplorer:
         else:
             k = self.class_names.index(choice)
             low, high = self.score_range
-            axes[1].imshow(to_uint8(image).permute(1, 2, 0).numpy())
-            heatmap = axes[1].imshow(scores[k].numpy(), cmap="jet", alpha=0.5, vmin=low, vmax=high)
-            axes[1].contour((scores[k] > threshold).numpy(), levels=[0.5], colors="white", linewidths=1)
+            heatmap = axes[1].imshow(scores[k].numpy(), cmap=HEATMAP_CMAP, vmin=low, vmax=high)
+            axes[1].contour((scores[k] > threshold).numpy(), levels=[0.5], colors="red", linewidths=1.5)
             axes[1].set_title(f"'{choice}' score, contour at {threshold:.2f}")
             bar = fig.colorbar(heatmap, ax=axes[1], shrink=0.8, label=f"'{choice}' score (logit)")
             bar.ax.axhline(threshold, color="black", linewidth=1.5)  # the contour's level on the scale

@@ -116,6 +116,14 @@ def test_heatmaps_one_panel_per_class():
     assert titled[0] == "image" and [t.split()[0] for t in titled[1:]] == ["x", "y", "z"]
 
 
+def test_heatmaps_are_drawn_alone_in_a_perceptually_uniform_colour_map():
+    fig = plot_heatmaps(torch.rand(3, 16, 16), torch.randn(3, 16, 16), ["x", "y", "z"])
+    maps = [ax for ax in fig.axes if ax.get_title().startswith(("x ", "y ", "z "))]
+    assert len(maps) == 3
+    for ax in maps:  # one image per panel (no photo blended under it), in viridis, not jet
+        assert len(ax.images) == 1 and ax.images[0].get_cmap().name == "viridis"
+
+
 def test_heatmaps_have_one_labelled_colorbar_on_the_shared_scale():
     scores = torch.randn(3, 16, 16)
     fig = plot_heatmaps(torch.rand(3, 16, 16), scores, ["x", "y", "z"])

@@ -118,7 +118,7 @@ def test_moving_the_image_slider_redraws_for_that_image(explorer):
 def test_choosing_a_class_shows_its_heatmap(explorer):
     explorer.choice.value = "triangle"
     assert titles(explorer.figure)[1] == "'triangle' score, contour at 0.50"
-    heatmap = explorer.figure.axes[1].images[1].get_array()  # drawn over the image
+    heatmap = explorer.figure.axes[1].images[0].get_array()  # the map alone, not blended over the image
     _, scores, _ = synthetic_inputs()
     assert torch.equal(torch.from_numpy(heatmap.data.copy()), scores[0, CLASSES.index("triangle")])
     (bar,) = colorbars(explorer.figure)
