@@ -80,12 +80,20 @@ def weights_fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:12]
 
 
+def resize_size(image_size: int = IMAGENET_CROP) -> int:
+    """The shorter side a photo is resized to before the centre crop of image_size: image_size * 256 / 224.
+
+    This is the scale the heads are trained at (183 px for the CPU's 160 crop, 256 for 224), so it
+    is also the scale at which a new photo shows its pet as large as the training photos did.
+    """
+    return round(image_size * IMAGENET_RESIZE / IMAGENET_CROP)
+
+
 def image_transform(image_size: int = IMAGENET_CROP):
     """The weights' own preprocessing (WEIGHTS.transforms()), scaled to `image_size`: resize the
-    shorter side to image_size * 256 / 224, crop the centre image_size x image_size, scale to
+    shorter side to resize_size(image_size), crop the centre image_size x image_size, scale to
     [0, 1], subtract the ImageNet mean and divide by its std. PIL photo -> float (3, S, S)."""
-    resize = round(image_size * IMAGENET_RESIZE / IMAGENET_CROP)
-    return WEIGHTS.transforms(crop_size=image_size, resize_size=resize)
+    return WEIGHTS.transforms(crop_size=image_size, resize_size=resize_size(image_size))
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

@@ -243,6 +243,21 @@ def test_own_photo_of_an_odd_size_gets_a_mask_of_its_size(pets_env, tmp_path):
     assert "is not an image" in uploader.result
 
 
+def test_own_photo_is_scaled_to_the_training_scale_when_asked():
+    from course_utils.photo import photo_tensor
+    from course_utils.pretrained import resize_size
+
+    assert resize_size(160) == 183 and resize_size(224) == 256  # the CPU's and the weights' own scales
+    assert photo_tensor(Image.new("RGB", (400, 300))).shape == (3, 300, 400)  # by default neither up nor down
+    assert photo_tensor(Image.new("RGB", (500, 375)), shorter_side=183).shape == (3, 183, 244)  # down
+    assert photo_tensor(Image.new("RGB", (120, 90)), shorter_side=183).shape == (3, 183, 244)  # and up
+    # max_side still caps a very wide photo (its shorter side then stays at the 32 the FCN needs)
+    assert photo_tensor(Image.new("RGB", (2000, 100)), shorter_side=183).shape == (3, 32, 448)
+    for wrong in (0, -5, 2.5, 20, True):
+        with pytest.raises(ValueError, match="shorter_side must be a whole number of pixels"):
+            photo_tensor(Image.new("RGB", (100, 100)), shorter_side=wrong)
+
+
 def test_the_photo_overlay_has_a_legend_of_the_classes_it_shows():
     import matplotlib.pyplot as plt
 
