@@ -7,8 +7,9 @@ The three public classes follow the course:
     VGG11FCN               backbone -> conv_out (1x1) -> bilinear upsampling -> (N, K, H, W)
 
 `VGG11FCN.from_classifier` turns a trained classifier into a segmenter: the fully connected
-layer becomes a 1x1 convolution holding the same weight *and bias*. Because the 1x1
-convolution and the global average are both linear, they commute:
+layer becomes a 1x1 convolution holding the same weight *and bias*. The 1x1 convolution is
+affine (W v + b), not linear, but the global average's weights sum to 1, so the two commute
+all the same: the mean over positions of W v_i + b is W (mean of v_i) + b, that is
 
     mean over (h, w) of conv_out(features)[:, k, h, w]  ==  fc_out(GAP(features))[:, k]
 
@@ -439,3 +440,45 @@ class VGG11SkipFCN(nn.Module):
             up = match_size(self.up_pool4(scores), pool3.shape[-2:], max_difference=1)
             scores = up + self.score_pool3(pool3)  # (N, K, H/8, W/8)
         return match_size(self.up_final(scores), tuple(size), max_difference=self.stride - 1)
+
+
+# ============================================================================ receptive field
+
+
+def layer_geometry(layer: nn.Module) -> tuple[int, int, int] | None:
+    """(kernel, stride, padding) of a Conv2d, MaxPool2d or AvgPool2d, as plain ints; None for any other layer.
+
+    These three numbers are all that a layer does to the geometry of a square map: its output
+    side is (size + 2 * padding - kernel) // stride + 1 (rounded down), and each output position
+    sees kernel neighbouring input positions, `stride` apart. BatchNorm, ReLU, Dropout, ... keep
+    the geometry, so they give None (a container such as nn.Sequential is not a layer either:
+    iterate over its layers).
+
+    PyTorch stores each of the three as an int or an (height, width) pair; a pair must be square.
+    A ValueError names what this recursion does not describe: a non-square kernel, stride or
+    padding, a dilation other than 1, or a pool with ceil_mode=True (it rounds up).
+    """
+    if not isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        return None
+    name = type(layer).__name__
+
+    def square(attribute: str, value) -> int:
+        if isinstance(value, (tuple, list)):
+            if len(set(value)) != 1:
+                raise ValueError(f"{name} has a non-square {attribute} {tuple(value)}: layer_geometry assumes h == w")
+            value = value[0]
+        return int(value)
+
+    if getattr(layer, "ceil_mode", False):
+        raise ValueError(f"{name} with ceil_mode=True rounds its output size up: layer_geometry assumes floor")
+    dilation = getattr(layer, "dilation", 1)  # AvgPool2d has none
+    if square("dilation", dilation) != 1:
+        raise ValueError(f"{name} has dilation {dilation}: layer_geometry assumes dilation 1")
+    kernel, stride, padding = square("kernel_size", layer.kernel_size), square("stride", layer.stride), layer.padding
+    if padding == "valid":
+        padding = 0
+    elif padding == "same":  # only allowed with stride 1
+        if kernel % 2 == 0:
+            raise ValueError(f"{name} with padding='same' and an even kernel pads unevenly: give the padding as ints")
+        padding = (kernel - 1) // 2
+    return kernel, stride, square("padding", padding)
