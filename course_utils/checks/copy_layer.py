@@ -12,15 +12,17 @@ from ._common import _Exercise, _self_check, _shape
 #: (K classes, C channels): not the notebook's 7 and 512, so that hard-coded sizes show.
 _COPY_SIZES = [(5, 12), (3, 20)]
 
+#: The hint for autograd's refusal to change a Parameter in place (also used by `flatten_head`).
+_NO_GRAD_HINT = (
+    "wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a Parameter it tracks"
+)
+
 
 def _copy_error_hint(classes: int, channels: int) -> Callable[[Exception], str | None]:
     def explain(error: Exception) -> str | None:
         text = str(error)
         if "leaf Variable that requires grad" in text:
-            return (
-                "wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a "
-                "Parameter it tracks"
-            )
+            return _NO_GRAD_HINT
         if "shape" in text or "size" in text:
             return (
                 f"this check uses fc = nn.Linear({channels}, {classes}), not the notebook's 512 channels and 7 "
@@ -39,6 +41,28 @@ def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
         changed = not torch.equal(a.detach(), before)
         b.copy_(saved)
     return changed
+
+
+def _check_copy_target(
+    exercise: _Exercise,
+    size: str,
+    fc: nn.Linear,
+    fc_before: tuple[torch.Tensor, torch.Tensor],
+    conv: nn.Conv2d,
+    initial_weight: torch.Tensor,
+    result,
+) -> None:
+    """fc must be unchanged, and the conv given filled, not a new module returned in its place."""
+    __tracebackhide__ = True
+    weight, bias = fc_before
+    if not (torch.equal(fc.weight.detach(), weight) and torch.equal(fc.bias.detach(), bias)):
+        raise exercise.error(f"{size}: fc was changed: copy from fc into conv, not the other way round")
+    if isinstance(result, nn.Module) and result is not conv and torch.equal(conv.weight.detach(), initial_weight):
+        raise exercise.error(
+            f"{size}: you returned a new {type(result).__name__}, but the conv you were given "
+            "is unchanged: the network holds that conv, so fill its weight and bias in place "
+            "(conv.weight.copy_(...) inside torch.no_grad())"
+        )
 
 
 def _check_copy_in_place(
@@ -112,14 +136,7 @@ def check_copy_last_layer(copy_last_layer: Callable[[nn.Linear, nn.Conv2d], None
         initial_weight = conv.weight.detach().clone()
         size = f"with fc = nn.Linear({channels}, {classes}) (K={classes} classes, C={channels} channels)"
         result = exercise.run(size, copy_last_layer, fc, conv, explain=_copy_error_hint(classes, channels))
-        if not (torch.equal(fc.weight.detach(), weight) and torch.equal(fc.bias.detach(), bias)):
-            raise exercise.error(f"{size}: fc was changed: copy from fc into conv, not the other way round")
-        if isinstance(result, nn.Module) and result is not conv and torch.equal(conv.weight.detach(), initial_weight):
-            raise exercise.error(
-                f"{size}: you returned a new {type(result).__name__}, but the conv you were given "
-                "is unchanged: the network holds that conv, so fill its weight and bias in place "
-                "(conv.weight.copy_(...) inside torch.no_grad())"
-            )
+        _check_copy_target(exercise, size, fc, (weight, bias), conv, initial_weight, result)
         _check_copy_in_place(exercise, size, fc, conv, originals)
         _check_copied_values(exercise, size, conv, weight, bias, initial_weight)
         features = torch.randn(2, channels, 3, 5)
