@@ -17,8 +17,13 @@ from course_utils.checks import (
     check_bilinear_kernel,
     check_classifier_head,
     check_copy_last_layer,
+    check_linear_to_conv,
     check_mask_to_box,
+    check_mean_iou,
+    check_receptive_field,
     check_skip_fusion,
+    check_training_step,
+    check_transposed_padding,
 )
 from course_utils.models import VGG11_LAYOUT, VGG11Backbone, conv_bn_relu
 
@@ -51,14 +56,32 @@ def assert_rejected(check, answer, pattern):
     return str(error)
 
 
+def both(check):
+    """A check of two functions, given the same answer for both (so it reports the first)."""
+
+    def check_both(answer):
+        __tracebackhide__ = True
+        return check(answer, answer)
+
+    check_both.__name__ = check.__name__
+    return check_both
+
+
 ALL_CHECKS = [
     check_mask_to_box,
     check_backbone,
+    check_receptive_field,
     check_classifier_head,
+    both(check_training_step),
     check_copy_last_layer,
+    check_linear_to_conv,
+    both(check_mean_iou),
     check_bilinear_kernel,
+    check_transposed_padding,
     check_skip_fusion,
 ]
+#: The exercises that return nothing: they fill the layer they are given.
+RETURN_NOTHING = {check_copy_last_layer.__name__, check_linear_to_conv.__name__}
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
@@ -71,7 +94,7 @@ def test_every_check_says_not_written_for_the_stub(check):
     )
 
 
-@pytest.mark.parametrize("check", [c for c in ALL_CHECKS if c is not check_copy_last_layer], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", [c for c in ALL_CHECKS if c.__name__ not in RETURN_NOTHING], ids=lambda c: c.__name__)
 def test_every_check_says_when_return_is_forgotten(check):
     assert_rejected(check, returns_none, r"returned None: did you forget `return`\?")
 
@@ -796,29 +819,51 @@ def test_bilinear_kernel_names_each_mistake(wrong, message):
 
 
 def fuse_notebook(coarse, skip, upsample):
+    """Align by the layer's geometry: drop (k - s - 2p) // 2 at the top/left, crop or pad at the bottom/right."""
     scores = upsample(coarse)
+    k, s, p = upsample.kernel_size[0], upsample.stride[0], upsample.padding[0]
+    offset = (k - s - 2 * p) // 2
     height, width = skip.shape[-2:]
-    scores = scores[..., :height, :width]
+    scores = scores[..., offset : offset + height, offset : offset + width]
     scores = F.pad(scores, (0, width - scores.shape[-1], 0, height - scores.shape[-2]), mode="replicate")
     return scores + skip
 
 
-def fuse_pad_when_needed(coarse, skip, upsample):
-    scores = upsample(coarse)[:, :, : skip.shape[2], : skip.shape[3]]
+def fuse_offset_from_sizes(coarse, skip, upsample):
+    """The overshoot measured: upsample(coarse)'s size minus coarse's size times the stride."""
+    scores = upsample(coarse)
+    offset = (scores.shape[2] - coarse.shape[2] * upsample.stride[0]) // 2
+    scores = scores[:, :, offset:, offset:][:, :, : skip.shape[2], : skip.shape[3]]
     rows, cols = skip.shape[2] - scores.shape[2], skip.shape[3] - scores.shape[3]
     if rows > 0 or cols > 0:
         scores = F.pad(scores, [0, cols, 0, rows], mode="replicate")
     return skip + scores
 
 
-def fuse_match_size(coarse, skip, upsample):
+def fuse_narrow_match_size(coarse, skip, upsample):
     from course_utils.models import match_size
 
-    return match_size(upsample(coarse), skip.shape[-2:]) + skip
+    scores = upsample(coarse)
+    offset = (upsample.kernel_size[0] - upsample.stride[0] - 2 * upsample.padding[0]) // 2
+    for dim in (-2, -1):
+        scores = scores.narrow(dim, offset, min(skip.shape[dim], scores.shape[dim] - offset))
+    return match_size(scores, skip.shape[-2:]) + skip
+
+
+def fuse_negative_pad(coarse, skip, upsample):
+    """F.pad with negative amounts crops: one call drops the offset, another fits the bottom/right."""
+    scores = upsample(coarse)
+    offset = (upsample.kernel_size[0] - upsample.stride[0] - 2 * upsample.padding[0]) // 2
+    scores = F.pad(scores, (-offset, 0, -offset, 0))
+    scores = scores[..., : skip.shape[-2], : skip.shape[-1]]
+    return (
+        F.pad(scores, (0, skip.shape[-1] - scores.shape[-1], 0, skip.shape[-2] - scores.shape[-2]), "replicate") + skip
+    )
 
 
 def fuse_cat_edges(coarse, skip, upsample):
-    scores = upsample(coarse)[..., : skip.shape[-2], : skip.shape[-1]]
+    overshoot = upsample.kernel_size[1] - upsample.stride[1] - 2 * upsample.padding[1]
+    scores = upsample(coarse)[..., overshoot // 2 :, overshoot // 2 :][..., : skip.shape[-2], : skip.shape[-1]]
     while scores.shape[-2] < skip.shape[-2]:
         scores = torch.cat([scores, scores[..., -1:, :]], dim=-2)
     while scores.shape[-1] < skip.shape[-1]:
@@ -827,22 +872,63 @@ def fuse_cat_edges(coarse, skip, upsample):
 
 
 def fuse_functional(coarse, skip, upsample):
-    """The learned layer's own weights through F.conv_transpose2d: the same behaviour."""
+    """The learned layer's own weights through F.conv_transpose2d, rows and columns aligned separately."""
+    from course_utils.models import match_size
+
     scores = F.conv_transpose2d(
         coarse, upsample.weight, upsample.bias, stride=upsample.stride, padding=upsample.padding
     )
-    return fuse_notebook(scores, skip, nn.Identity())
+    top, left = ((k - s - 2 * p) // 2 for k, s, p in zip(upsample.kernel_size, upsample.stride, upsample.padding))
+    return match_size(scores[..., top:, left:], skip.shape[-2:]) + skip
 
 
-@pytest.mark.parametrize(
-    "answer", [fuse_notebook, fuse_pad_when_needed, fuse_match_size, fuse_cat_edges, fuse_functional]
-)
+CORRECT_FUSIONS = [
+    fuse_notebook,
+    fuse_offset_from_sizes,
+    fuse_narrow_match_size,
+    fuse_negative_pad,
+    fuse_cat_edges,
+    fuse_functional,
+]
+
+
+@pytest.mark.parametrize("answer", CORRECT_FUSIONS)
 def test_skip_fusion_accepts_every_correct_answer(answer, capsys):
-    assert_passes(check_skip_fusion, answer, capsys, "fuse_skip: upsample, crop or pad at the bottom/right, add")
+    assert_passes(check_skip_fusion, answer, capsys, "fuse_skip: upsample, align by the layer's geometry")
+
+
+@pytest.mark.parametrize("factor", range(1, 9))
+def test_the_courses_bilinear_upsamplers_need_no_offset(factor):
+    """k - s - 2p = 0 for every bilinear_upsampler: the offset is 0, and cropping at the bottom/right
+    alone (match_size, as VGG11SkipFCN does) is the geometry's alignment for them."""
+    from course_utils.models import bilinear_upsampler
+
+    layer = bilinear_upsampler(2, factor)
+    k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
+    assert k - s - 2 * p == 0
+    assert layer(torch.zeros(1, 2, 5, 3)).shape[-2:] == (5 * factor, 3 * factor)
+
+
+def test_the_unpadded_layer_overshoots_symmetrically():
+    """Why the geometry's offset: with the same bilinear weights, the unpadded ConvTranspose2d(4, stride 2)
+    gives 2 pixels more than bilinear_upsampler (padding 1), one on each side: dropping
+    (k - s - 2p) // 2 = 1 at the top/left lines the two up, dropping none at the bottom/right does not."""
+    from course_utils.models import bilinear_upsampler
+
+    padded = bilinear_upsampler(1, 2)
+    unpadded = nn.ConvTranspose2d(1, 1, 4, stride=2, bias=False)
+    with torch.no_grad():
+        unpadded.weight.copy_(padded.weight)
+        coarse = torch.rand(1, 1, 3, 4, generator=torch.Generator().manual_seed(0))
+        inside, outside = padded(coarse), unpadded(coarse)
+    assert outside.shape[-2:] == (8, 10) and inside.shape[-2:] == (6, 8)
+    assert torch.allclose(outside[..., 1:7, 1:9], inside)
+    assert not torch.allclose(outside[..., :6, :8], inside)
+    assert torch.equal(unpadded(torch.ones(1, 1, 3, 3))[0, 0, :, 4], torch.tensor([0.25, 0.75, 1, 1, 1, 1, 0.75, 0.25]))
 
 
 def fit(scores, skip, where="end", mode="replicate"):
-    """A learner's crop/pad to skip's size: at the end (right), the start, or the centre."""
+    """A learner's crop/pad to skip's size: at the end (bottom/right), the start, or the centre."""
     for dim in (2, 3):
         excess = scores.shape[dim] - skip.shape[dim]
         if excess > 0:
@@ -859,8 +945,60 @@ def fit(scores, skip, where="end", mode="replicate"):
     return scores
 
 
-PAD_CASE = r"for coarse \(2, 3, 5, 3\), skip \(2, 3, 11, 7\)"
+def align(scores, skip, upsample, mode="replicate"):
+    """The geometry's alignment, with any padding mode: drop the offset, then fit at the bottom/right."""
+    offset = (upsample.kernel_size[0] - upsample.stride[0] - 2 * upsample.padding[0]) // 2
+    return fit(scores[..., offset:, offset:], skip, mode=mode)
+
+
+def fuse_symmetric_drop(coarse, skip, upsample):
+    """Drops the whole overshoot, half at the top, half at the bottom, then pads: loses a real row."""
+    scores = upsample(coarse)
+    overshoot = upsample.kernel_size[0] - upsample.stride[0] - 2 * upsample.padding[0]
+    before, after = overshoot // 2, overshoot - overshoot // 2
+    scores = scores[..., before : scores.shape[-2] - after, before : scores.shape[-1] - after]
+    return fit(scores, skip) + skip
+
+
+def fuse_ignores_padding(coarse, skip, upsample):
+    offset = (upsample.kernel_size[0] - upsample.stride[0]) // 2
+    return fit(upsample(coarse)[..., offset:, offset:], skip) + skip
+
+
+def fuse_bottom_right(coarse, skip, upsample):
+    """The old rule: crop or pad at the bottom/right only."""
+    scores = upsample(coarse)
+    height, width = skip.shape[-2:]
+    scores = scores[..., :height, :width]
+    scores = F.pad(scores, (0, width - scores.shape[-1], 0, height - scores.shape[-2]), mode="replicate")
+    return scores + skip
+
+
+def fuse_pads_top_left(coarse, skip, upsample):
+    """Aligned, but F.pad's amounts read as (before, after) the wrong way round: padded at the top/left."""
+    scores = upsample(coarse)
+    offset = (upsample.kernel_size[0] - upsample.stride[0] - 2 * upsample.padding[0]) // 2
+    height, width = skip.shape[-2:]
+    scores = scores[..., offset : offset + height, offset : offset + width]
+    scores = F.pad(scores, (width - scores.shape[-1], 0, height - scores.shape[-2], 0), mode="replicate")
+    return scores + skip
+
+
+def fuse_match_size(coarse, skip, upsample):
+    from course_utils.models import match_size
+
+    return match_size(upsample(coarse), skip.shape[-2:]) + skip
+
+
+EQUAL_CASE = r"for coarse \(2, 3, 4, 6\), skip \(2, 3, 8, 12\)"
 CROP_CASE = r"for coarse \(2, 3, 4, 5\), skip \(2, 3, 8, 10\)"
+ODD_CASE = r"for coarse \(2, 3, 3, 4\), skip \(2, 3, 7, 9\)"
+PAD_CASE = r"for coarse \(2, 3, 5, 3\), skip \(2, 3, 11, 7\)"
+BOTTOM_RIGHT_ONLY = (
+    CROP_CASE + r".*the result differs from the reference, upsample\(coarse\) aligned by the layer's geometry plus "
+    r"skip, by up to [\d.]+ \(cropped at the bottom/right only: this layer has no padding, so its output overshoots "
+    r"by k - s - 2p = 2 pixels, half on each side: drop \(k - s - 2p\) // 2 = 1 at the top/left first\)$"
+)
 
 
 def fuse_no_grad(coarse, skip, upsample):
@@ -879,7 +1017,8 @@ def fuse_no_grad(coarse, skip, upsample):
         (
             lambda c, s, up: up(c) + s,
             CROP_CASE + r".*, your code raised RuntimeError.*upsample\(coarse\) is 10x12 "
-            r"but skip is 8x10: bring it to skip's size",
+            r"but skip is 8x10: bring it to skip's size before adding: drop \(k - s - 2p\) // 2 = 1 at the top "
+            r"and left",
         ),
         (lambda c, s, up: fit(up(s), c) + c, r"you upsampled skip instead of coarse"),
         (lambda c, s, up: up(s) + s, r"you upsampled skip instead of coarse"),
@@ -891,25 +1030,45 @@ def fuse_no_grad(coarse, skip, upsample):
             lambda c, s, up: F.interpolate(c, size=s.shape[-2:], mode="bilinear") + s,
             r"use the `upsample` layer you are given",
         ),
+        (fuse_bottom_right, BOTTOM_RIGHT_ONLY),
+        (fuse_match_size, BOTTOM_RIGHT_ONLY),
+        (lambda c, s, up: fit(up(c), s) + s, BOTTOM_RIGHT_ONLY),
         (
-            lambda c, s, up: fit(up(c), s, mode="constant") + s,
-            PAD_CASE + r".*\(zero padding: pad by repeating the "
-            r"edge",
+            lambda c, s, up: fit(up(c), s, "start") + s,
+            CROP_CASE + r".*\(cropped at the top/left only: the overshoot, k - s - 2p = 2 pixels, lies half on each "
+            r"side: drop \(k - s - 2p\) // 2 = 1",
         ),
-        (lambda c, s, up: fit(up(c), s, mode="reflect") + s, PAD_CASE + r".*\(reflect padding"),
-        (lambda c, s, up: fit(up(c), s, "start") + s, CROP_CASE + r".*\(cropped or padded at the top and left"),
-        (lambda c, s, up: fit(up(c), s, "centre") + s, CROP_CASE + r".*\(cropped or padded around the centre"),
+        (
+            lambda c, s, up: fit(up(c), s, "centre") + s,
+            ODD_CASE + r".*\(cropped around the centre, excess // 2 = 0 at the top: where the layer's output lies is "
+            r"set by its geometry",
+        ),
+        (fuse_symmetric_drop, ODD_CASE + r".*\(dropped the overshoot at the bottom too, then padded"),
+        (
+            fuse_ignores_padding,
+            EQUAL_CASE + r".*\(dropped \(k - s\) // 2 = 1 at the top/left, but the padding p = 1 already trims "
+            r"2p = 2 pixels",
+        ),
+        (
+            lambda c, s, up: align(up(c), s, up, mode="constant") + s,
+            PAD_CASE + r".*\(zero padding: pad by repeating the edge",
+        ),
+        (lambda c, s, up: align(up(c), s, up, mode="reflect") + s, PAD_CASE + r".*\(reflect padding"),
+        (
+            fuse_pads_top_left,
+            PAD_CASE + r".*\(padded at the top and left: pad at the bottom and right, where pooling dropped",
+        ),
         (
             lambda c, s, up: F.interpolate(up(c), size=s.shape[-2:], mode="bilinear") + s,
             CROP_CASE + r".*\(you resized upsample\(coarse\) to skip's size with F.interpolate",
         ),
         (lambda c, s, up: F.interpolate(up(c), size=s.shape[-2:]) + s, r"\(you resized upsample\(coarse\)"),
         (
-            lambda c, s, up: torch.cat([fit(up(c), s), s], dim=1),
+            lambda c, s, up: torch.cat([align(up(c), s, up), s], dim=1),
             r"got shape \(2, 6, 8, 12\): that is U-Net's concatenation \(torch.cat along channels\); FCN adds",
         ),
-        (lambda c, s, up: fit(up(c), s) * s, r"\(multiplied: FCN adds the two score maps\)"),
-        (lambda c, s, up: fit(up(c), s), r"\(skip is missing: add it"),
+        (lambda c, s, up: align(up(c), s, up) * s, r"\(multiplied: FCN adds the two score maps\)"),
+        (lambda c, s, up: align(up(c), s, up), EQUAL_CASE + r".*\(skip is missing: add it"),
         (fuse_no_grad, r"no gradient reaches upsample.weight, coarse and skip: .*torch.no_grad\(\)"),
         (lambda c, s, up: fuse_notebook(c.detach(), s, up), r"no gradient reaches coarse:"),
         (lambda c, s, up: fuse_notebook(c, s, up).detach().numpy(), r"got a numpy.ndarray of shape \(2, 3, 8, 12\)"),
@@ -917,6 +1076,19 @@ def fuse_no_grad(coarse, skip, upsample):
 )
 def test_skip_fusion_names_each_mistake(wrong, message):
     assert_rejected(check_skip_fusion, wrong, message)
+
+
+def test_skip_fusion_tells_the_placement_mistakes_apart():
+    """Bottom/right, top/left, centre and symmetric-drop crops each get their own hint."""
+    answers = [
+        fuse_bottom_right,
+        lambda c, s, up: fit(up(c), s, "start") + s,
+        lambda c, s, up: fit(up(c), s, "centre") + s,
+        fuse_symmetric_drop,
+        fuse_ignores_padding,
+    ]
+    hints = {re.sub(r"^.*\) \(", "", assert_rejected(check_skip_fusion, answer, ".")) for answer in answers}
+    assert len(hints) == len(answers)
 
 
 def test_messages_are_distinct_for_distinct_mistakes():

@@ -1,16 +1,18 @@
-"""Notebook 5: check_bilinear_kernel and check_skip_fusion (upsample, crop or pad, add)."""
+"""Notebook 5: check_bilinear_kernel, check_transposed_padding (a ConvTranspose2d that multiplies
+sizes exactly) and check_skip_fusion (upsample, align by the layer's geometry, add)."""
 
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models import bilinear_kernel, bilinear_upsampler, match_size
-from ._common import _Exercise, _first_match, _self_check
+from ..models import bilinear_kernel, bilinear_upsampler
+from ._common import _describe, _Exercise, _first_line, _first_match, _self_check
 
 # =========================================================================== notebook 5: the bilinear kernel
 
@@ -75,6 +77,152 @@ def check_bilinear_kernel(bilinear_kernel_2d: Callable[[int], torch.Tensor]) -> 
     exercise.passed("right kernels for factors 2, 4 and 8.")
 
 
+# =========================================================================== notebook 5: transposed padding
+
+#: (factor, kernel), kernel >= factor. (5, 5) comes early: there only `factor // 2` goes wrong, so
+#: each typical mistake first fails on a case whose numbers tell it from the others.
+_PADDING_CASES = [(2, 4), (4, 8), (5, 5), (3, 6), (3, 5), (2, 3), (8, 16)]
+#: Input sizes n. 5 first, so that a message speaks of a typical map; 1 catches outputs too small to exist.
+_PADDING_SIZES = (5, 1, 2, 7)
+
+
+def _first_wrong_size(factor: int, kernel: int, padding, output_padding):
+    """(n, (H, W)) for the first n x n input that does not come out (n * factor) x (n * factor), else None.
+
+    The layer is nn.ConvTranspose2d(2, 2, kernel, stride=factor, padding, output_padding) on a
+    (1, 2, n, n) input; the error PyTorch raises, if it refuses these numbers, is returned instead.
+    """
+    try:
+        layer = nn.ConvTranspose2d(2, 2, kernel, stride=factor, padding=padding, output_padding=output_padding)
+        for n in _PADDING_SIZES:
+            with torch.no_grad():
+                size = tuple(layer(torch.zeros(1, 2, n, n)).shape[-2:])
+            if size != (n * factor, n * factor):
+                return n, size
+    except Exception as error:  # PyTorch refused the learner's numbers
+        return error
+    return None
+
+
+def _padding_error_hint(factor: int, kernel: int, padding, output_padding) -> str | None:
+    """Why PyTorch refused nn.ConvTranspose2d(..., padding, output_padding)."""
+    values = (padding, output_padding)
+    if any(isinstance(value, float) for value in values):
+        return (
+            "PyTorch needs ints: use integer arithmetic, e.g. (kernel - factor + 1) // 2 rather than "
+            "(kernel - factor) / 2, or int(math.ceil(...))"
+        )
+    if not all(isinstance(value, numbers.Integral) and not isinstance(value, bool) for value in values):
+        return (
+            f"padding and output_padding must be Python ints, got {_describe(padding)} and {_describe(output_padding)}"
+        )
+    if padding < 0:
+        return (
+            f"padding {padding} is negative: the output overshoots n * factor by kernel - factor = {kernel - factor} "
+            ">= 0 pixels, which the padding removes, so padding >= 0: did you compute factor - kernel?"
+        )
+    if output_padding < 0:
+        return "output_padding is negative: it adds rows at the end, 0 <= output_padding < stride"
+    if output_padding >= factor:
+        return (
+            f"output_padding must be smaller than the stride {factor}: take the smallest padding, "
+            "ceil((kernel - factor) / 2), and output_padding = 2 * padding - (kernel - factor) is then 0 or 1"
+        )
+    return None
+
+
+def _padding_size_hint(factor: int, kernel: int, padding: int, output_padding: int) -> str:
+    """The mistake behind a pair that PyTorch accepts but that gives the wrong size."""
+    overshoot = kernel - factor
+    right = -(-overshoot // 2)
+    candidates = [
+        (
+            (overshoot // 2, 0),
+            f"padding (kernel - factor) // 2 = {overshoot // 2} rounds the odd kernel - factor = {overshoot} down, "
+            f"leaving one pixel too many: round it up, padding = ceil((kernel - factor) / 2) = {right}, and "
+            f"output_padding = 2 * padding - (kernel - factor) = {2 * right - overshoot}",
+        ),
+        (
+            (right, 0),
+            f"output_padding forgotten: padding {right} removes 2 * {right} = {2 * right} pixels, one more than the "
+            f"overshoot kernel - factor = {overshoot}; output_padding = 2 * padding - (kernel - factor) = "
+            f"{2 * right - overshoot} adds it back at the end",
+        ),
+        (
+            (factor // 2, 0),
+            f"padding factor // 2 = {factor // 2} is the bilinear upsampler's, right only for kernel 2 * factor with "
+            f"an even factor: derive it from kernel - factor = {overshoot}",
+        ),
+        (
+            (kernel // 2, 0),
+            f"padding kernel // 2 = {kernel // 2} is a 'same' convolution's: a transposed convolution overshoots "
+            f"n * factor by kernel - factor = {overshoot} pixels only, so 2 * padding - output_padding = "
+            "kernel - factor",
+        ),
+    ]
+    for pair, hint in candidates:
+        if (padding, output_padding) == pair:
+            return hint
+    return (
+        "the output is (n - 1) * factor - 2 * padding + kernel + output_padding, so 2 * padding - output_padding "
+        f"must equal kernel - factor = {overshoot}; yours is 2 * {padding} - {output_padding} = "
+        f"{2 * padding - output_padding}"
+    )
+
+
+def _expect_pair(exercise: _Exercise, case: str, got) -> tuple:
+    """Raise unless `got` is a pair (padding, output_padding)."""
+    __tracebackhide__ = True
+    if got is None:
+        raise exercise.error(f"{case}, your function returned None: did you forget `return`?")
+    if isinstance(got, numbers.Number):
+        raise exercise.error(
+            f"{case}, your function returned a single number, {_describe(got)}: return a pair, "
+            "(padding, output_padding)"
+        )
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise exercise.error(f"{case}, expected a pair (padding, output_padding), got {_describe(got)}")
+    return tuple(got)
+
+
+@_self_check
+def check_transposed_padding(padding_for: Callable[[int, int], tuple[int, int]]) -> None:
+    """padding_for(factor, kernel) -> (padding, output_padding), ints, kernel >= factor.
+
+    nn.ConvTranspose2d(C, C, kernel, stride=factor, padding, output_padding) must turn every n x n
+    input into (n * factor) x (n * factor): (n - 1) * s - 2p + k + output_padding = n * s, so
+    2p - output_padding = k - s with 0 <= output_padding < s, e.g. p = ceil((k - s) / 2) and
+    output_padding = 2p - (k - s). Any pair PyTorch accepts that gives those sizes passes.
+    """
+    __tracebackhide__ = True
+    exercise = _Exercise("padding_for")
+    for factor, kernel in _PADDING_CASES:
+        case = f"for factor {factor}, kernel {kernel}"
+        padding, output_padding = _expect_pair(exercise, case, exercise.run(case, padding_for, factor, kernel))
+        wrong = _first_wrong_size(factor, kernel, padding, output_padding)
+        if wrong is None:
+            continue
+        swapped = _first_wrong_size(factor, kernel, output_padding, padding) is None
+        order = "the pair is in the wrong order: return (padding, output_padding), padding first"
+        if isinstance(wrong, Exception):
+            hint = order if swapped else _padding_error_hint(factor, kernel, padding, output_padding)
+            raise exercise.error(
+                f"{case}, nn.ConvTranspose2d(C, C, {kernel}, stride={factor}, padding={padding!r}, "
+                f"output_padding={output_padding!r}) raised {type(wrong).__name__}: {_first_line(wrong)}"
+                + (f" ({hint})" if hint else "")
+            )
+        n, (height, width) = wrong
+        hint = order if swapped else _padding_size_hint(factor, kernel, padding, output_padding)
+        raise exercise.error(
+            f"{case}, (padding, output_padding) = ({padding}, {output_padding}): a {n}x{n} input gives "
+            f"{height}x{width}, expected {n * factor}x{n * factor} ({n} x {factor}): {hint}"
+        )
+    exercise.passed(
+        f"every n x n input comes out (n * factor) x (n * factor), for {len(_PADDING_CASES)} (factor, kernel) "
+        "pairs, odd kernel - factor included."
+    )
+
+
 # =========================================================================== notebook 5: the skip fusion
 
 
@@ -92,11 +240,37 @@ def _fit(x: torch.Tensor, size, where: str = "end", mode: str = "replicate") -> 
     return F.pad(x, pads, mode=mode) if any(pads) else x
 
 
-def _fusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, nn.Module]]:
-    """(description, coarse, skip, upsample): equal sizes, upsample larger (crop), skip larger (pad).
+def _overshoot(upsample: nn.ConvTranspose2d) -> int:
+    """k - s - 2p: how far upsample's output (N, C, (h - 1) * s - 2p + k, ...) overshoots h * s, half on each side."""
+    return upsample.kernel_size[0] - upsample.stride[0] - 2 * upsample.padding[0]
 
-    The crop case comes before the pad case: for a one-pixel pad, nearest resizing gives the same
-    result as padding at the top/left, while the two-pixel crop tells every placement apart.
+
+def _align(upsampled: torch.Tensor, size, offset: int, where: str = "end", mode: str = "replicate") -> torch.Tensor:
+    """Drop `offset` rows and columns at the top/left, then crop or pad (at `where`, see _fit) to `size`.
+
+    With where="end" and the layer's offset, (k - s - 2p) // 2, this is the geometry's alignment.
+    """
+    return _fit(upsampled[..., offset:, offset:], size, where, mode)
+
+
+def _drop_overshoot(upsampled: torch.Tensor, overshoot: int) -> torch.Tensor:
+    """upsampled without its overshoot on either side: (N, K, h' - overshoot, w' - overshoot)."""
+    before, after = overshoot // 2, overshoot - overshoot // 2
+    return upsampled[..., before : upsampled.shape[-2] - after, before : upsampled.shape[-1] - after]
+
+
+def _geometry_rule(offset: int) -> str:
+    return f"drop (k - s - 2p) // 2 = {offset} at the top and left, then crop or pad at the bottom/right to skip's size"
+
+
+def _fusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, nn.Module]]:
+    """(description, coarse, skip, upsample): equal sizes, an overshooting layer (crop), skip larger (pad).
+
+    The unpadded ConvTranspose2d(kernel 4, stride 2) overshoots 2h by 2 pixels, one on each side.
+    Its even case (skip exactly 2h) comes first: a centre crop is right there, a bottom/right or a
+    top/left crop is not, and each gets its own message. In the odd case (skip 2h + 1) a centre
+    crop, excess // 2 = 0, is not. The crop cases come before the pad case: for a one-pixel pad,
+    nearest resizing gives the same result as padding at the top/left.
     """
     generator = torch.Generator().manual_seed(0)
     classes = 3
@@ -104,6 +278,7 @@ def _fusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, nn.Module]]:
     with torch.no_grad():
         learned.weight.copy_(torch.randn(learned.weight.shape, generator=generator) * 0.5)
         learned.bias.copy_(torch.randn(classes, generator=generator))
+    unpadded = "upsample = nn.ConvTranspose2d(3, 3, 4, stride=2) with random weights"
     specs = [
         (
             "coarse (2, 3, 4, 6), skip (2, 3, 8, 12), upsample = bilinear_upsampler(3, 2) (gives 8x12)",
@@ -112,10 +287,15 @@ def _fusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, nn.Module]]:
             bilinear_upsampler(classes, 2),
         ),
         (
-            "coarse (2, 3, 4, 5), skip (2, 3, 8, 10), upsample = nn.ConvTranspose2d(3, 3, 4, stride=2) with random "
-            "weights (gives 10x12: crop)",
+            f"coarse (2, 3, 4, 5), skip (2, 3, 8, 10), {unpadded} (gives 10x12, 2 pixels too many: crop)",
             (4, 5),
             (8, 10),
+            learned,
+        ),
+        (
+            f"coarse (2, 3, 3, 4), skip (2, 3, 7, 9), {unpadded} (gives 8x10, 1 pixel too many: crop)",
+            (3, 4),
+            (7, 9),
             learned,
         ),
         (
@@ -143,41 +323,86 @@ def _upsample_inputs(layer: nn.Module) -> tuple[list[tuple], Callable[[], None]]
     return shapes, handle.remove
 
 
-def _fusion_mistakes(upsampled: torch.Tensor, skip: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
-    """(result, hint) of typical wrong fusions, from the right upsampled scores."""
-    size = skip.shape[-2:]
-    edge = "crop or pad at the bottom and right, where pooling dropped the odd row or column"
+def _placement_mistakes(upsampled: torch.Tensor, size, upsample: nn.ConvTranspose2d) -> list[tuple[torch.Tensor, str]]:
+    """(result, hint) of typical wrong ways to bring upsampled (N, K, h', w') to `size`, first match first."""
+    overshoot, padding = _overshoot(upsample), upsample.padding[0]
+    offset, rule = overshoot // 2, _geometry_rule(overshoot // 2)
+    height, width = size
+    mistakes = []
+    if overshoot > 0:
+        layer = "no padding" if padding == 0 else f"padding {padding}"
+        mistakes += [
+            (
+                _fit(upsampled, size, "centre"),
+                f"cropped around the centre, excess // 2 = {(upsampled.shape[-2] - height) // 2} at the top: where "
+                f"the layer's output lies is set by its geometry, not by the size difference: {rule}",
+            ),
+            (
+                _fit(upsampled, size),
+                f"cropped at the bottom/right only: this layer has {layer}, so its output overshoots by "
+                f"k - s - 2p = {overshoot} pixels, half on each side: drop (k - s - 2p) // 2 = {offset} at the "
+                "top/left first",
+            ),
+            (
+                _fit(upsampled, size, "start"),
+                f"cropped at the top/left only: the overshoot, k - s - 2p = {overshoot} pixels, lies half on each "
+                f"side: {rule}",
+            ),
+            (
+                _fit(_drop_overshoot(upsampled, overshoot), size),
+                "dropped the overshoot at the bottom too, then padded: upsample(coarse)[..., offset:offset + "
+                f"{height}, offset:offset + {width}] keeps its own rows where it has them; pad only what is missing",
+            ),
+        ]
+    naive = (upsample.kernel_size[0] - upsample.stride[0]) // 2
+    if padding and naive != offset:
+        mistakes.append(
+            (
+                _align(upsampled, size, naive),
+                f"dropped (k - s) // 2 = {naive} at the top/left, but the padding p = {padding} already trims "
+                f"2p = {2 * padding} pixels: {rule}",
+            )
+        )
+    edge = "pad at the bottom and right, where pooling dropped the odd row or column"
+    mistakes += [
+        (
+            _align(upsampled, size, offset, mode="constant"),
+            'zero padding: pad by repeating the edge, F.pad(..., mode="replicate"), so the border keeps its scores',
+        ),
+        (_align(upsampled, size, offset, "start"), f"padded at the top and left: {edge}"),
+    ]
+    if min(upsampled.shape[-2:]) > 1:  # reflect padding needs two rows and columns
+        mistakes.append(
+            (
+                _align(upsampled, size, offset, mode="reflect"),
+                'reflect padding: pad by repeating the edge, F.pad(..., mode="replicate")',
+            )
+        )
     resized = (
         "you resized upsample(coarse) to skip's size with F.interpolate: crop or pad it instead, so that "
         "each pixel of both maps keeps its place"
     )
-    wrong_fits = [
-        (
-            _fit(upsampled, size, mode="constant"),
-            'zero padding: pad by repeating the edge, F.pad(..., mode="replicate"), so the border keeps its scores',
-        ),
-        (_fit(upsampled, size, "start"), f"cropped or padded at the top and left: {edge}"),
-        (_fit(upsampled, size, "centre"), f"cropped or padded around the centre: {edge}"),
+    return mistakes + [
         (F.interpolate(upsampled, size=size, mode="nearest"), resized),
         (F.interpolate(upsampled, size=size, mode="bilinear", align_corners=False), resized),
         (F.interpolate(upsampled, size=size, mode="bilinear", align_corners=True), resized),
     ]
-    if min(upsampled.shape[-2:]) > 1:  # reflect padding needs two rows and columns
-        wrong_fits.append(
-            (
-                _fit(upsampled, size, mode="reflect"),
-                'reflect padding: pad by repeating the edge, F.pad(..., mode="replicate")',
-            )
-        )
-    fitted = match_size(upsampled, size)
-    return [(fit + skip, hint) for fit, hint in wrong_fits] + [
-        (fitted * skip, "multiplied: FCN adds the two score maps"),
-        (fitted, "skip is missing: add it to the upsampled coarse scores"),
+
+
+def _fusion_mistakes(
+    upsampled: torch.Tensor, skip: torch.Tensor, upsample: nn.ConvTranspose2d
+) -> list[tuple[torch.Tensor, str]]:
+    """(result, hint) of typical wrong fusions, from the right upsampled scores."""
+    size = skip.shape[-2:]
+    aligned = _align(upsampled, size, _overshoot(upsample) // 2)
+    return [(fit + skip, hint) for fit, hint in _placement_mistakes(upsampled, size, upsample)] + [
+        (aligned * skip, "multiplied: FCN adds the two score maps"),
+        (aligned, "skip is missing: add it to the upsampled coarse scores"),
     ]
 
 
 def _fusion_error_hint(
-    coarse: torch.Tensor, skip: torch.Tensor, upsampled_size: tuple, calls: list[tuple]
+    coarse: torch.Tensor, skip: torch.Tensor, upsample: nn.ConvTranspose2d, upsampled_size: tuple, calls: list[tuple]
 ) -> Callable[[Exception], str | None]:
     """A hint for an error raised by the learner's fusion, from what `upsample` was called on."""
 
@@ -193,8 +418,8 @@ def _fusion_error_hint(
                 f"{coarse.shape[-2]}x{coarse.shape[-1]}, skip {height}x{width}"
             )
         return (
-            f"upsample(coarse) is {h}x{w} but skip is {height}x{width}: bring it to skip's size before adding, "
-            "cropping its bottom/right or padding by repeating the edge"
+            f"upsample(coarse) is {h}x{w} but skip is {height}x{width}: bring it to skip's size before adding: "
+            f"{_geometry_rule(_overshoot(upsample) // 2)}, padding by repeating the edge"
         )
 
     return explain
@@ -219,7 +444,11 @@ def _fusion_shape_hint(coarse, skip, upsampled) -> Callable[[tuple], str | None]
 
 
 def _fusion_reference(coarse: torch.Tensor, skip: torch.Tensor, upsample: nn.Module, upstream: torch.Tensor):
-    """(upsample(coarse), the fused scores, and their gradients by name), on copies of the inputs."""
+    """(upsample(coarse), the fused scores, and their gradients by name), on copies of the inputs.
+
+    The reference aligns by the layer's geometry: it drops (k - s - 2p) // 2 rows and columns at
+    the top/left, then crops or pads (repeating the edge) at the bottom/right to skip's size.
+    """
     layer = copy.deepcopy(upsample)
     inputs = {
         **{f"upsample.{name}": p for name, p in layer.named_parameters()},
@@ -227,7 +456,7 @@ def _fusion_reference(coarse: torch.Tensor, skip: torch.Tensor, upsample: nn.Mod
         "skip": skip.clone().requires_grad_(),
     }
     upsampled = layer(inputs["coarse"])
-    expected = match_size(upsampled, skip.shape[-2:]) + inputs["skip"]
+    expected = _align(upsampled, skip.shape[-2:], _overshoot(layer) // 2) + inputs["skip"]
     gradients = torch.autograd.grad(expected, list(inputs.values()), upstream)
     return upsampled.detach(), expected.detach(), dict(zip(inputs, gradients))
 
@@ -257,7 +486,7 @@ def _check_one_fusion(
             mine["coarse"],
             mine["skip"],
             upsample,
-            explain=_fusion_error_hint(coarse, skip, tuple(upsampled.shape[-2:]), calls),
+            explain=_fusion_error_hint(coarse, skip, upsample, tuple(upsampled.shape[-2:]), calls),
         )
     finally:
         stop()
@@ -275,10 +504,10 @@ def _check_one_fusion(
                 "`upsample` layer you are given, upsample(coarse): it is learned, while "
                 "F.interpolate is fixed"
             )
-        hint = _first_match(got.detach(), _fusion_mistakes(upsampled, skip))
+        hint = _first_match(got.detach(), _fusion_mistakes(upsampled, skip, upsample))
         raise exercise.error(
-            f"{case}, the result differs from upsample(coarse), cropped or padded at the "
-            f"bottom/right to skip's size, plus skip, by up to {difference}" + (f" ({hint})" if hint else "")
+            f"{case}, the result differs from the reference, upsample(coarse) aligned by the layer's geometry "
+            f"plus skip, by up to {difference} ({hint or _geometry_rule(_overshoot(upsample) // 2)})"
         )
     consequence = "the upsampling layer and the scores before it could not learn" + (
         "" if calls else ": use the `upsample` layer you are given, it is learned"
@@ -288,10 +517,15 @@ def _check_one_fusion(
 
 @_self_check
 def check_skip_fusion(fuse_skip: Callable[[torch.Tensor, torch.Tensor, nn.Module], torch.Tensor]) -> None:
-    """fuse_skip(coarse, skip, upsample) -> match_size(upsample(coarse), skip's size) + skip.
+    """fuse_skip(coarse, skip, upsample) -> upsample(coarse), aligned with skip (N, K, H, W), plus skip.
 
-    Cases: equal sizes, a learned layer whose output is larger than skip (crop the bottom/right),
-    and a skip one row and column larger than upsample's output (pad by repeating the edge).
+    upsample is a ConvTranspose2d (kernel k, stride s, padding p): its output overshoots h * s by
+    k - s - 2p pixels, half before and half after. Aligning by the geometry drops
+    (k - s - 2p) // 2 rows and columns at the top/left (0 for the course's bilinear_upsampler),
+    then crops or pads (repeating the edge) at the bottom/right to (H, W): pooling's floor
+    rounding drops the last row or column, so coarse maps come up short there.
+    Cases: equal sizes, an unpadded layer overshooting skip by 2 (crop one pixel on each side) and
+    by 1 (skip odd), and a skip one row and column larger than upsample's output (pad).
     Values and gradients (to upsample's weights, coarse and skip) are compared with the reference.
     """
     __tracebackhide__ = True
@@ -300,5 +534,6 @@ def check_skip_fusion(fuse_skip: Callable[[torch.Tensor, torch.Tensor, nn.Module
     for description, coarse, skip, upsample in cases:
         _check_one_fusion(exercise, fuse_skip, description, coarse, skip, upsample)
     exercise.passed(
-        f"upsample, crop or pad at the bottom/right, add: right for {len(cases)} size combinations, gradients included."
+        "upsample, align by the layer's geometry (drop (k - s - 2p) // 2 at the top/left, then crop or pad at "
+        f"the bottom/right), add: right for {len(cases)} size combinations, gradients included."
     )
