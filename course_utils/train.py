@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import random
+import re
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -48,6 +49,10 @@ def pick_device() -> torch.device:
 #: Set this environment variable to choose the VGG width on any device (`pytest --nbval` sets 16).
 WIDTH_VARIABLE = "FCN_COURSE_WIDTH"
 
+#: The widest VGG $FCN_COURSE_WIDTH may ask for: 4x the full width (64), already about 16x its
+#: memory. Wider is almost surely a typo, and 2000 would take the machine down.
+MAX_WIDTH = 256
+
 
 def default_width(device: torch.device | str) -> int:
     """VGG width that trains in a couple of minutes: full width (64) on a CUDA GPU, 32 on Apple's MPS, 16 on a CPU.
@@ -57,8 +62,13 @@ def default_width(device: torch.device | str) -> int:
     """
     value = os.environ.get(WIDTH_VARIABLE, "").strip()
     if value:
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"{WIDTH_VARIABLE} must be a positive whole number such as 16, got {value!r}")
+        # ASCII digits only: str.isdigit() (and isdecimal()) also pass "²" or "١٦", which int() then
+        # rejects or reads. The bound stops a typo such as 2000 asking for hundreds of GB.
+        if not re.fullmatch("[0-9]+", value) or not 1 <= int(value) <= MAX_WIDTH:
+            raise ValueError(
+                f"{WIDTH_VARIABLE} must be a whole number from 1 to {MAX_WIDTH} (16 on a CPU, 64 the full "
+                f"width), got {value!r}: change or unset the environment variable"
+            )
         return int(value)
     kind = torch.device(device).type
     return {"cuda": 64, "mps": 32}.get(kind, 16)

@@ -1,5 +1,7 @@
 """Training loop, evaluation, determinism and device choice (tiny models, so it runs in seconds)."""
 
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -8,6 +10,7 @@ from torch.utils.data import TensorDataset
 from course_utils.data import IGNORE_INDEX
 from course_utils.models import VGG11FCN, VGG11Classifier
 from course_utils.train import (
+    MAX_WIDTH,
     WIDTH_VARIABLE,
     check_image_sizes,
     count_correct,
@@ -179,10 +182,21 @@ def test_the_width_variable_chooses_the_width_on_every_device(monkeypatch):
     assert default_width("cuda") == 16 and default_width("cpu") == 16
     monkeypatch.setenv(WIDTH_VARIABLE, "8")
     assert default_width("cpu") == 8
-    for wrong in ("0", "-4", "sixteen", "1.5"):
+    monkeypatch.setenv(WIDTH_VARIABLE, str(MAX_WIDTH))
+    assert default_width("cpu") == MAX_WIDTH
+    for wrong in ("0", "-4", "sixteen", "1.5", "\u00b2", "\u0661\u0666", "+16", "0x10"):  # ², Arabic-Indic 16
         monkeypatch.setenv(WIDTH_VARIABLE, wrong)
-        with pytest.raises(ValueError, match=f"FCN_COURSE_WIDTH must be a positive whole number.*{wrong!r}"):
+        with pytest.raises(
+            ValueError, match=f"FCN_COURSE_WIDTH must be a whole number from 1 to {MAX_WIDTH}.*{re.escape(repr(wrong))}"
+        ):
             default_width("cpu")
+
+
+@pytest.mark.parametrize("huge", ["257", "2000", "100000", "9" * 40])
+def test_a_width_that_would_exhaust_memory_is_refused(monkeypatch, huge):
+    monkeypatch.setenv(WIDTH_VARIABLE, huge)
+    with pytest.raises(ValueError, match=f"FCN_COURSE_WIDTH must be a whole number from 1 to {MAX_WIDTH}.*{huge!r}"):
+        default_width("cpu")
 
 
 # ----------------------------------------------------------------------------- the optimizer
