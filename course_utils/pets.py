@@ -13,6 +13,12 @@ Classes are the two species (cat, dog), not the 37 breeds: the question of which
 pet is the same, a few hundred photos give every class enough examples on a CPU, and two
 classes keep the score table and the colour legend readable. The breed comes along for titles.
 
+Every file is checked as it is read, so that a damaged copy stops with the file's name rather
+than a deep traceback or, worse, misaligned masks: a missing or wrong folder is a
+FileNotFoundError naming it and the layout it needs; an empty or cut-off split list, a photo or
+trimap that does not decode, a trimap of another size than its photo or with values other than
+1, 2, 3 is a PetsDataError naming the file.
+
 Where the files are: $FCN_COURSE_PETS (the `oxford-iiit-pet` folder itself, or the folder
 holding it), else data/oxford-iiit-pet. The weights live where torch keeps every downloaded
 checkpoint, $TORCH_HOME/hub/checkpoints/ (pretrained.py).
@@ -20,10 +26,13 @@ checkpoint, $TORCH_HOME/hub/checkpoints/ (pretrained.py).
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from .data import IGNORE_INDEX
 from .paths import DATA_DIR
@@ -107,6 +116,35 @@ def missing_message(dataset_missing: list[str], weights_missing: bool, weights_p
     return "\n".join(lines)
 
 
+class PetsDataError(ValueError):
+    """A file of the dataset is there but unusable: a photo or trimap that cannot be decoded, a
+    trimap of another size than its photo or with values other than 1, 2, 3, a split list that is
+    empty or cut off. The message names the file, what is wrong and what to do."""
+
+    def __init__(self, path, problem: str, folder: Path | None = None):
+        self.path = Path(path)
+        self.problem = problem
+        folder = dataset_folder() if folder is None else folder
+        super().__init__(
+            f"{self.path} {problem}. Replace it with the file from the dataset's archives, or delete {folder} "
+            "and run notebook 6's first cell (course_utils.pets.download_or_explain()) to download it again."
+        )
+
+
+def check_dataset_folder(folder: Path) -> None:
+    """FileNotFoundError naming `folder`, the layout it must have and how to get it, if any of
+    images/, annotations/trimaps/, annotations/trainval.txt and annotations/test.txt is missing."""
+    missing = missing_dataset_files(folder)
+    if missing:
+        raise FileNotFoundError(
+            f"No Oxford-IIIT Pet dataset in {folder} ({', '.join(missing)} missing). It must hold images/ "
+            "(<photo>.jpg), annotations/trimaps/ (<photo>.png), annotations/trainval.txt and annotations/test.txt, "
+            "as the dataset's two archives extract. Run notebook 6's first cell "
+            f"(course_utils.pets.download_or_explain()) to download it, {DATASET_DOWNLOAD}, or set {PETS_VARIABLE} "
+            f"to the {PETS_FOLDER} folder where you keep it."
+        )
+
+
 def download_or_explain(download: bool = True) -> Path:
     """Make sure the dataset and the weights are on disk; return the dataset's folder.
 
@@ -116,7 +154,7 @@ def download_or_explain(download: bool = True) -> Path:
     """
     from torchvision.datasets import OxfordIIITPet
 
-    from .pretrained import WEIGHTS, load_imagenet_state_dict, weights_file
+    from .pretrained import WEIGHTS, download_weights, weights_file
 
     reason = "download=False"
     if download and missing_dataset_files():
@@ -130,7 +168,7 @@ def download_or_explain(download: bool = True) -> Path:
     if download and not weights_file().is_file():
         print(f"Downloading the ImageNet weights of VGG11-BN, 507 MB ({WEIGHTS.url}) ...")
         try:
-            load_imagenet_state_dict()
+            download_weights()
         except (OSError, RuntimeError) as error:
             reason = f"{type(error).__name__}: {error}"
     dataset_missing, weights_missing = missing_dataset_files(), not weights_file().is_file()
@@ -146,9 +184,13 @@ def trimap_to_mask(trimap: torch.Tensor, label: int) -> torch.Tensor:
     """Trimap (H, W) with values 1 (pet), 2 (background), 3 (border) -> mask (H, W) int64 with
     label + 1 for the pet, 0 for the background and IGNORE_INDEX (255) for the border.
 
-    label: the pet's class, 0 (cat) or 1 (dog) for SPECIES. Any other trimap value is a
-    ValueError (a trimap read as RGB, or a mask that was converted already).
+    label: the pet's class, an int, 0 (cat) or 1 (dog) for SPECIES; anything else (-1, 2, 0.5,
+    True) is a ValueError. So is any other trimap value (a trimap read as RGB, or a mask that was
+    converted already).
     """
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or not 0 <= label < len(SPECIES):
+        choices = " or ".join(f"{index} ({name})" for index, name in enumerate(SPECIES))
+        raise ValueError(f"label must be {choices}, the pet's index in SPECIES, got {label!r}")
     if trimap.dim() != 2:
         raise ValueError(f"expected one trimap shaped (H, W), got shape {tuple(trimap.shape)}")
     values = set(trimap.unique().tolist())
@@ -156,7 +198,7 @@ def trimap_to_mask(trimap: torch.Tensor, label: int) -> torch.Tensor:
     if unexpected:
         raise ValueError(f"trimap values must be 1 (pet), 2 (background) or 3 (border), also found {unexpected}")
     mask = torch.zeros(trimap.shape, dtype=torch.int64)
-    mask[trimap == TRIMAP_PET] = label + 1
+    mask[trimap == TRIMAP_PET] = int(label) + 1
     mask[trimap == TRIMAP_BORDER] = IGNORE_INDEX
     return mask
 
@@ -188,17 +230,149 @@ class PetSample:
         return image, (species, breed, trimap_to_mask(trimap, species))
 
 
-def pets_dataset(split: str, image_size: int, root: Path | None = None):
-    """torchvision's OxfordIIITPet `split` ("trainval" or "test") whose samples are PetSample's
-    (image (3, S, S), (species, breed, mask (S, S))). Nothing is downloaded here (download_or_explain)."""
-    from torchvision.datasets import OxfordIIITPet
+#: A line of trainval.txt or test.txt: "<photo> <CLASS-ID 1..37> <SPECIES 1 cat, 2 dog> <BREED-ID>".
+SPLIT_LINE = "'<photo> <class id 1-37> <species 1 or 2> <breed id>'"
+NUM_BREEDS = 37
 
-    return OxfordIIITPet(
-        pets_root() if root is None else root,
-        split=split,
-        target_types=("category", "binary-category", "segmentation"),
-        transforms=PetSample(image_size),
-    )
+
+def read_split_list(folder: Path, split: str) -> list[str]:
+    """The photo names in annotations/<split>.txt, every line checked as torchvision will read it
+    (four fields, class id 1-37, species 1 or 2). An empty file or a malformed line (a cut-off
+    one) is a PetsDataError naming the file, and the line."""
+    path = folder / "annotations" / f"{split}.txt"
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise PetsDataError(path, "is not a text file", folder) from None
+    names = []
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        valid = len(fields) == 4 and all(field.isascii() and field.isdigit() for field in fields[1:])
+        if not valid or not 1 <= int(fields[1]) <= NUM_BREEDS or fields[2] not in ("1", "2"):
+            raise PetsDataError(path, f"line {number} is {line!r}, not {SPLIT_LINE} (cut off?)", folder)
+        names.append(fields[0])
+    if not names:
+        raise PetsDataError(path, "lists no photos (it is empty)", folder)
+    return names
+
+
+def check_split_lists(folder: Path) -> dict[str, list[str]]:
+    """{"trainval": names, "test": names} (read_split_list), checked against annotations/list.txt
+    when it is there: a photo it names that neither split lists means a split list was cut off
+    (after a whole line), a PetsDataError naming it and the counts."""
+    names = {split: read_split_list(folder, split) for split in ("trainval", "test")}
+    listing = folder / "annotations" / "list.txt"
+    if listing.is_file():
+        lines = listing.read_text(errors="replace").splitlines()
+        listed = [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+        in_splits = set(names["trainval"]) | set(names["test"])
+        lost = [name for name in listed if name not in in_splits]
+        if lost:
+            paths = [folder / "annotations" / f"{split}.txt" for split in ("trainval", "test")]
+            raise PetsDataError(
+                paths[0],
+                f"lists {len(names['trainval'])} photos and {paths[1]} lists {len(names['test'])}, but {listing} "
+                f"names {len(listed)} photos: {len(lost)} are in neither (first: {lost[0]}), so one of the two "
+                "split lists is cut off",
+                folder,
+            )
+    return names
+
+
+def check_files_listed(folder: Path, split: str, names: list[str]) -> None:
+    """FileNotFoundError naming the first photo or trimap of the split that is not on disk."""
+    for subfolder, suffix in (("images", ".jpg"), ("annotations/trimaps", ".png")):
+        present = {entry.name for entry in os.scandir(folder / subfolder)}
+        absent = [name + suffix for name in names if name + suffix not in present]
+        if absent:
+            raise FileNotFoundError(
+                f"{len(absent)} of the {len(names)} photos listed in {folder / 'annotations' / f'{split}.txt'} have "
+                f"no file in {folder / subfolder} (first: {absent[0]}). Extract the dataset's archives there "
+                f"again, or delete {folder} and run notebook 6's first cell (course_utils.pets.download_or_explain())."
+            )
+
+
+def read_image(path: Path, folder: Path):
+    """The PIL image at `path`, decoded now: a file that cannot be (cut off, empty, not an image)
+    is a PetsDataError naming it, not PIL's message alone."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file (it was there when the dataset was opened)") from None
+    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+        raise PetsDataError(path, f"cannot be read as an image (cut off, or not one: {error})", folder) from None
+
+
+def check_trimap(trimap, path: Path, photo_size: tuple[int, int], photo_name: str, folder: Path) -> None:
+    """PetsDataError naming the trimap at `path` if it is not one channel of the photo's size with
+    values 1, 2, 3 only (the values found are named)."""
+    if trimap.size != photo_size:
+        (w, h), (pw, ph) = trimap.size, photo_size
+        raise PetsDataError(path, f"is {w}x{h} pixels, but its photo {photo_name} is {pw}x{ph}", folder)
+    values = np.asarray(trimap)
+    if values.ndim != 2:
+        raise PetsDataError(path, f"has {values.shape[2]} channels (mode {trimap.mode}): a trimap has one", folder)
+    if values.dtype == np.uint8:  # the usual case, and much faster than np.unique
+        found = np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist()
+    else:
+        found = np.unique(values).tolist()
+    if not set(found) <= {TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER}:
+        raise PetsDataError(
+            path, f"holds the values {found}: a trimap holds only 1 (pet), 2 (background), 3 (border)", folder
+        )
+
+
+TARGET_TYPES = ("category", "binary-category", "segmentation")
+
+
+class PetsDataset(Dataset):
+    """One split of the dataset as torchvision's OxfordIIITPet reads it (its list parsing and file
+    paths, target_types TARGET_TYPES), with every photo and trimap checked as it is read:
+    (photo, (breed, species, trimap)) goes to `transforms` only if both decode, have the same size
+    and the trimap holds 1, 2, 3 only; else a PetsDataError naming the file.
+    Build it with pets_dataset, which checks the folder and the split lists first."""
+
+    def __init__(self, root: Path, split: str, transforms=None):
+        from torchvision.datasets import OxfordIIITPet  # imported here: torchvision takes seconds to import
+
+        self.pets = OxfordIIITPet(root, split=split, target_types=TARGET_TYPES)
+        self.folder, self.transforms = self.pets._base_folder, transforms
+        self.split_file = self.folder / "annotations" / f"{split}.txt"
+        self._images = self.pets._images  # the photos' paths, as in OxfordIIITPet (image_ids reads them)
+
+    def __len__(self) -> int:
+        return len(self.pets)
+
+    def __getitem__(self, idx: int):
+        photo_path, trimap_path = self.pets._images[idx], self.pets._segs[idx]
+        photo = read_image(photo_path, self.folder).convert("RGB")
+        trimap = read_image(trimap_path, self.folder)
+        check_trimap(trimap, trimap_path, photo.size, photo_path.name, self.folder)
+        target = (self.pets._labels[idx], self.pets._bin_labels[idx], trimap)
+        return self.transforms(photo, target) if self.transforms else (photo, target)
+
+
+def pets_dataset(split: str, image_size: int, root: Path | None = None) -> PetsDataset:
+    """The Oxford-IIIT Pet `split` ("trainval" or "test") whose samples are PetSample's (image
+    (3, S, S), (species, breed, mask (S, S))). Nothing is downloaded here (download_or_explain).
+
+    root: the folder holding oxford-iiit-pet/ (or that folder itself); default pets_root().
+    Checked before anything is read: the folder's layout (FileNotFoundError naming it), both
+    split lists (PetsDataError: empty, cut off) and that every listed photo and trimap is there.
+    """
+    if split not in FULL_SPLIT_SIZES:
+        raise ValueError(f"split must be 'trainval' or 'test', got {split!r}")
+    root = pets_root() if root is None else Path(root)
+    root = root.parent if root.name == PETS_FOLDER else root
+    folder = root / PETS_FOLDER
+    check_dataset_folder(folder)
+    names = check_split_lists(folder)[split]
+    check_files_listed(folder, split, names)
+    return PetsDataset(root, split, transforms=PetSample(image_size))
 
 
 def image_ids(dataset) -> list[str]:

@@ -25,7 +25,7 @@ from .checkpoints import load_or_train
 from .data import IGNORE_INDEX
 from .models import FCN_VARIANTS, VGG11FCN, VGG11Backbone, VGG11Classifier, VGG11SkipFCN
 from .paths import checkpoint_dir
-from .pets import SPECIES, image_ids, pets_dataset
+from .pets import SPECIES, PetsDataError, image_ids, pets_dataset
 from .progress import progress_bar
 from .train import fit, make_loader, make_optimizer, seed_everything
 
@@ -59,8 +59,20 @@ def pets_splits(size: PetsSize, root=None) -> dict:
 
     Validation and training photos are disjoint parts of "trainval" (in a small copy of the
     dataset, validation gets a quarter of it, at least one photo); test photos come from "test".
+    No split is ever empty: a size asking for none, or a trainval list of fewer than 2 photos, is
+    a ValueError (PetsDataError naming the list file).
     """
+    for name, count in (("train", size.train), ("val", size.val), ("test", size.test)):
+        if (count is not None or name == "val") and (type(count) is not int or count < 1):
+            everything = "" if name == "val" else " (or None for all)"
+            raise ValueError(f"PetsSize.{name} must be a number of photos, at least one{everything}, got {count!r}")
     trainval, test = (pets_dataset(split, size.image_size, root) for split in ("trainval", "test"))
+    if len(trainval) < 2:
+        raise PetsDataError(
+            trainval.split_file,
+            f"lists {len(trainval)} photo: notebook 6 needs at least 2 (1 to validate on, 1 to train on)",
+            trainval.folder,
+        )
     order = torch.randperm(len(trainval), generator=torch.Generator().manual_seed(size.seed)).tolist()
     num_val = max(1, min(size.val, len(trainval) // 4))
     num_train = len(trainval) - num_val if size.train is None else min(size.train, len(trainval) - num_val)

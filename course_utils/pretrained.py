@@ -7,13 +7,15 @@ VGG11Backbone's "0.weight", ...: the weights load key for key, nothing renamed b
 The backbone stays frozen in notebook 6, so its outputs for a photo never change. They are
 computed once per photo and kept on disk (`load_or_extract`): pool3 (N, 256, S/8, S/8), pool4
 (N, 512, S/16, S/16) and pool5 (N, 512, S/32, S/32) in float16, with the labels and masks. A
-cache file is used only if it was made from the same photos, image size, weights and code.
+cache file is used only if it was made from the same photos, image size, weights and code, and
+only if its photo count and its digest (SHA-256 of every tensor) still match what was saved.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -38,16 +40,99 @@ CODE_FINGERPRINT = hashlib.sha256(
 ).hexdigest()[:12]
 
 
+#: The real weights file's size, as notebook 6 and the README give it.
+WEIGHTS_SIZE = "507 MB"
+
+
+class WeightsFileError(ValueError):
+    """The weights file is there but unusable: cut off, not a PyTorch file, not a state dict of
+    tensors, or without vgg11_bn's backbone. The message names the file, the problem, the real
+    file's size and what to do."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        size = f"this one has {self.path.stat().st_size:,} bytes" if self.path.is_file() else "this one is gone"
+        super().__init__(
+            f"{self.path} {problem}; the real file is {WEIGHTS_SIZE}, {size}. Delete it and run notebook 6's first "
+            f"cell again to download it, or put a copy downloaded by hand from {WEIGHTS.url} at that path."
+        )
+
+
 def weights_file() -> Path:
     """Where torch keeps the weights once downloaded: $TORCH_HOME/hub/checkpoints/vgg11_bn-6002323d.pth,
     the file name being the last part of the weights' URL (torch.hub.load_state_dict_from_url)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(WEIGHTS.url).path)
 
 
-def load_imagenet_state_dict() -> dict:
-    """torchvision's state dict of vgg11_bn, read from weights_file(), downloaded there first if
-    missing (with its hash checked). weights_only=True: tensors only, no pickled code."""
-    return WEIGHTS.get_state_dict(progress=True, check_hash=True, weights_only=True)
+def download_weights() -> Path:
+    """Download the weights to weights_file() (507 MB, through a temporary file), their SHA-256
+    checked against the prefix in the file's name as torch.hub checks it. Raises what the download
+    raises: an OSError (URLError) without network, a RuntimeError for a wrong hash."""
+    path = weights_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hash_prefix = torch.hub.HASH_REGEX.search(path.name).group(1)
+    torch.hub.download_url_to_file(WEIGHTS.url, str(path), hash_prefix=hash_prefix, progress=True)
+    return path
+
+
+def load_imagenet_state_dict(download: bool = True) -> dict:
+    """torchvision's state dict of vgg11_bn {name: tensor}, read from weights_file(), downloaded
+    there first if missing (download=True). weights_only=True: tensors only, no pickled code.
+
+    Raises FileNotFoundError when the file is missing and could not be downloaded, and
+    WeightsFileError when it cannot be read or holds something else than a state dict of tensors.
+    """
+    path = weights_file()
+    if not path.is_file():
+        reason = "download=False"
+        if download:
+            try:
+                download_weights()
+            except (OSError, RuntimeError) as error:  # URLError is an OSError; a wrong hash a RuntimeError
+                reason = f"{type(error).__name__}: {error}"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no such file, and downloading it failed ({reason}). It is the ImageNet weights of "
+                f"VGG11-BN, {WEIGHTS_SIZE} ({WEIGHTS.url}): run notebook 6's first cell on a machine with network, "
+                "or put a copy downloaded by hand at that path (torch's download cache, $TORCH_HOME/hub/checkpoints/)."
+            )
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # empty, cut off, random bytes, an HTML error page; torch's message would advise unsafe loading
+        raise WeightsFileError(
+            path, "is not a readable PyTorch file (empty, cut off, or another kind of file)"
+        ) from None
+    problem = _not_a_state_dict(state_dict)
+    if problem:
+        raise WeightsFileError(path, f"is not a state dict of tensors: it holds {problem}")
+    return state_dict
+
+
+def _not_a_state_dict(value) -> str:
+    """'' for a dict {str: tensor}, else what `value` is instead ("a list", "a dict whose 'x' is a list")."""
+    if not isinstance(value, dict):
+        return f"a {'tensor' if isinstance(value, torch.Tensor) else type(value).__name__}"
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, torch.Tensor):
+            return f"a dict whose {key!r} is a {type(item).__name__}"
+    return ""
+
+
+def _backbone_mismatch(features: dict, backbone: VGG11Backbone) -> str:
+    """'' if `features` ("0.weight", ...) holds every tensor of `backbone` at its shape, else the
+    difference in vgg11_bn's names ("features.0.weight"). BatchNorm's num_batches_tracked may be
+    absent: files saved before PyTorch 0.4.1, such as the real one, have none."""
+    expected = {key: tensor.shape for key, tensor in backbone.state_dict().items()}
+    needed = [key for key in expected if not key.endswith("num_batches_tracked")]
+    missing = [f"'features.{key}'" for key in needed if key not in features]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        return f"missing {len(missing)} of its {len(needed)} backbone keys ({shown})"
+    for key, tensor in features.items():
+        if key in expected and tuple(tensor.shape) != tuple(expected[key]):
+            return f"'features.{key}' has shape {tuple(tensor.shape)}, vgg11_bn's is {tuple(expected[key])}"
+    return ""
 
 
 def pretrained_backbone(state_dict: dict | None = None) -> VGG11Backbone:
@@ -55,19 +140,24 @@ def pretrained_backbone(state_dict: dict | None = None) -> VGG11Backbone:
 
     state_dict: torchvision's vgg11_bn state dict (default: load_imagenet_state_dict()); its
     "features.*" entries are the backbone's, the fully connected "classifier.*" ones are not used.
+    One that is not vgg11_bn's is a WeightsFileError naming weights_file(), where it comes from.
     """
     state_dict = load_imagenet_state_dict() if state_dict is None else state_dict
+    problem = _not_a_state_dict(state_dict)
+    if problem:
+        raise WeightsFileError(weights_file(), f"is not a state dict of tensors: it holds {problem}")
     features = {
         key.removeprefix("features."): value for key, value in state_dict.items() if key.startswith("features.")
     }
     backbone = VGG11Backbone(width=64)
-    try:
-        backbone.load_state_dict(features)
-    except RuntimeError as error:
-        raise ValueError(
-            f"{weights_file()} does not hold vgg11_bn's weights ({str(error).splitlines()[0]}): delete it and "
-            "run the notebook's first cell again to download it"
-        ) from None
+    problem = _backbone_mismatch(features, backbone)
+    if not problem:
+        try:
+            backbone.load_state_dict(features)
+        except RuntimeError as error:  # e.g. a key the backbone does not have
+            problem = str(error).splitlines()[0]
+    if problem:
+        raise WeightsFileError(weights_file(), f"does not hold vgg11_bn's weights: {problem}")
     return backbone.requires_grad_(False).eval()
 
 
@@ -113,14 +203,21 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- features
 
 
+#: What extract_features returns, and so what a feature cache file must hold.
+FEATURE_NAMES = ("pool3", "pool4", "pool5", "labels", "breeds", "masks")
+
+
 @torch.no_grad()
 def extract_features(backbone: VGG11Backbone, data: Dataset, batch_size: int = 16, progress: bool = True) -> dict:
     """Run the frozen backbone once over `data` (samples (image (3, S, S), (label, breed, mask (S, S))),
     as pets.PetSample makes them). Returns {"pool3": (N, 256, S/8, S/8), "pool4": (N, 512, S/16, S/16),
     "pool5": (N, 512, S/32, S/32)} in float16, and "labels" (N,), "breeds" (N,), "masks" (N, S, S) uint8.
+    No photos (N = 0) is a ValueError.
     """
+    if len(data) == 0:
+        raise ValueError("no photos to compute features of: the split is empty (see pets_train.pets_splits)")
     device = next(backbone.parameters()).device
-    parts = {key: [] for key in ("pool3", "pool4", "pool5", "labels", "breeds", "masks")}
+    parts = {key: [] for key in FEATURE_NAMES}
     loader = DataLoader(data, batch_size=batch_size, shuffle=False)
     with progress_bar(len(loader), "features", "batch", disable=not progress) as bar:
         for images, (labels, breeds, masks) in loader:
@@ -132,6 +229,17 @@ def extract_features(backbone: VGG11Backbone, data: Dataset, batch_size: int = 1
             parts["masks"].append(masks.to(torch.uint8))  # values 0, 1, 2 and 255
             bar.update(1)
     return {key: torch.cat(values) for key, values in parts.items()}
+
+
+def features_digest(features: dict) -> str:
+    """SHA-256 (hex) of every tensor's name, dtype, shape and bytes: stored with a feature cache and
+    checked when it is read, since torch.load does not verify the zip's checksums."""
+    digest = hashlib.sha256()
+    for name in sorted(features):
+        tensor = features[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def feature_cache_key(ids: list[str], image_size: int, backbone: VGG11Backbone) -> dict:
@@ -152,24 +260,54 @@ def feature_cache_path(name: str, key: dict) -> Path:
     return checkpoint_dir() / "pets" / f"features-{name}-{digest}.pt"
 
 
+def read_feature_cache(path: Path, key: dict) -> tuple[dict | None, str]:
+    """(features, "") from the cache file at `path` if it is whole and made for `key`; else (None,
+    what is wrong), "" when there is no file. The file is {"key", "count" (photos), "digest"
+    (features_digest), "features"}, read with mmap: checking the digest reads it once."""
+    if not path.is_file():
+        return None, ""
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # cut off, random bytes: torch's own message says nothing more useful
+        return None, "is not a readable PyTorch file"
+    if not isinstance(stored, dict) or not {"key", "count", "digest", "features"} <= set(stored):
+        return None, "was not written by load_or_extract"
+    if stored["key"] != key:
+        return None, "was made for other photos, sizes, weights or code"
+    features, count = stored["features"], len(key["ids"])
+    missing = [name for name in FEATURE_NAMES if not isinstance(features, dict) or name not in features]
+    if missing:
+        return None, f"lacks {', '.join(map(repr, missing))}"
+    for name in FEATURE_NAMES:
+        if not isinstance(features[name], torch.Tensor) or len(features[name]) != count:
+            found = len(features[name]) if isinstance(features[name], torch.Tensor) else "no"
+            return None, f"holds {name!r} of {found} photo{'s' * (found != 1)}, not {count}"
+    if stored["count"] != count or stored["digest"] != features_digest(features):
+        return None, "does not match its digest: damaged on disk"
+    return features, ""
+
+
 def load_or_extract(name: str, backbone: VGG11Backbone, data: Dataset, ids: list[str], image_size: int) -> dict:
     """extract_features(backbone, data), loaded from its cache file when one exists for exactly these
     photos (`ids`, in order), image size, weights and code; otherwise computed and saved there.
 
     name: a label for the file ("train", "test", ...). Loaded with mmap, so the features are read
-    from disk as they are used. A missing, unreadable or foreign file is simply computed again.
+    from disk as they are used. A missing file is computed; an unreadable, foreign or damaged one
+    (its photo count or digest wrong) is named in a one-line warning and computed again.
     """
     if len(ids) != len(data):
         raise ValueError(f"{len(ids)} photo names for {len(data)} photos: pass the names of exactly these photos")
+    if len(data) == 0:
+        raise ValueError(f"no photos in the {name!r} split: there are no features to compute")
     key = feature_cache_key(ids, image_size, backbone)
     path = feature_cache_path(name, key)
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        if stored["key"] == key:
-            return stored["features"]
-    except Exception:  # no file yet, truncated, not ours: compute it again
-        pass
+    features, problem = read_feature_cache(path, key)
+    if features is not None:
+        return features
+    if problem:
+        warnings.warn(f"The feature cache {path} {problem}: computing it again.", stacklevel=2)
     print(f"Computing the backbone's features of {len(data)} photos once ({name}); they are kept in {path.parent}.")
     features = extract_features(backbone, data)
-    save_atomically({"key": key, "features": features}, path)
+    payload = {"key": key, "count": len(data), "digest": features_digest(features), "features": features}
+    save_atomically(payload, path)
     return features

@@ -19,15 +19,23 @@ The weights file is named as torch names its download, the last part of the URL
 of a randomly initialised vgg11_bn (torchvision's own `make_layers`, random BatchNorm statistics
 too), and its fully connected "classifier.*" layers under their real names but cut down to a
 few numbers each, which the course must skip: 37 MB instead of 507.
+
+The pytest fixtures at the end (`pets_env`, `no_network`) put them where notebook 6 looks; test
+modules import them by name.
 """
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
+
+from course_utils.paths import CHECKPOINT_DIR_VARIABLE
+from course_utils.pets import PETS_VARIABLE
 
 #: (breed as in the file names, CLASS-ID, SPECIES, BREED-ID), as in the real annotations.
 BREEDS = (
@@ -104,3 +112,34 @@ def build_weights(torch_home: Path, seed: int = 0) -> Path:
         state_dict[f"classifier.{layer}.bias"] = torch.randn(outputs)
     torch.save(state_dict, path)
     return path
+
+
+# ---------------------------------------------------------------------------- pytest fixtures
+
+
+@pytest.fixture(scope="module")
+def fixture_files(tmp_path_factory):
+    """(dataset folder, weights file), written once per test module."""
+    root = tmp_path_factory.mktemp("pets")
+    return build_pets(root / "data"), build_weights(root / "torch")
+
+
+@pytest.fixture
+def pets_env(fixture_files, tmp_path, monkeypatch):
+    """The fixture's dataset and weights where notebook 6 looks, and an empty checkpoint folder."""
+    folder, weights = fixture_files
+    monkeypatch.setenv(PETS_VARIABLE, str(folder))
+    monkeypatch.setenv("TORCH_HOME", str(weights.parents[2]))
+    monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, str(tmp_path / "checkpoints"))
+    return folder, weights
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection fails, as on a machine without network; nothing else is replaced."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)

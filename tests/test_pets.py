@@ -8,7 +8,6 @@ torchvision code (OxfordIIITPet, VGG11_BN_Weights.get_state_dict); only the netw
 
 import io
 import shutil
-import socket
 from datetime import datetime, timezone
 
 import nbformat
@@ -25,7 +24,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from course_utils import pretrained
 from course_utils.checks import SelfCheckError, check_trimap_to_mask
 from course_utils.models import VGG11SkipFCN
-from course_utils.paths import CHECKPOINT_DIR_VARIABLE, NOTEBOOK_DIR
+from course_utils.paths import NOTEBOOK_DIR
 from course_utils.pets import (
     PETS_VARIABLE,
     SPECIES,
@@ -37,36 +36,13 @@ from course_utils.pets import (
 )
 from course_utils.pets_train import pets_size, pets_splits, pretrained_classifier
 from course_utils.photo import PhotoUpload, segment_photo, show_photo
-from tests.pets_fixture import build_pets, build_weights
+from tests import pets_fixture
+from tests.pets_fixture import build_pets
+
+# The fixtures pets_env (the fixture's dataset and weights where notebook 6 looks) and no_network.
+fixture_files, pets_env, no_network = pets_fixture.fixture_files, pets_fixture.pets_env, pets_fixture.no_network
 
 NOTEBOOK = NOTEBOOK_DIR / "06_real_photos.ipynb"
-
-
-@pytest.fixture(scope="module")
-def fixture_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pets")
-    return build_pets(root / "data"), build_weights(root / "torch")
-
-
-@pytest.fixture
-def pets_env(fixture_files, tmp_path, monkeypatch):
-    """The fixture's dataset and weights where notebook 6 looks, and an empty checkpoint folder."""
-    folder, weights = fixture_files
-    monkeypatch.setenv(PETS_VARIABLE, str(folder))
-    monkeypatch.setenv("TORCH_HOME", str(weights.parents[2]))
-    monkeypatch.setenv(CHECKPOINT_DIR_VARIABLE, str(tmp_path / "checkpoints"))
-    return folder, weights
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Every connection fails, as on a machine without network; nothing else is replaced."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled by the test")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 # ---------------------------------------------------------------------------- trimaps and the fixture
@@ -94,8 +70,14 @@ def test_the_trimap_self_check_accepts_the_answer_and_names_the_usual_mistakes(c
 
     with pytest.raises(SelfCheckError, match="the border \\(3\\) became background"):
         check_trimap_to_mask(border_as_background)
+
+    def label_not_shifted(trimap, label):
+        mask = trimap_to_mask(trimap, label)
+        mask[trimap == 1] = label
+        return mask
+
     with pytest.raises(SelfCheckError, match="mask value k \\+ 1 is class k"):
-        check_trimap_to_mask(lambda trimap, label: trimap_to_mask(trimap, label - 1))
+        check_trimap_to_mask(label_not_shifted)
 
 
 def test_the_fixture_is_read_by_torchvision_as_the_real_dataset_is(pets_env):
@@ -138,7 +120,7 @@ def test_imagenet_weights_load_key_for_key_from_torchs_cache_file(pets_env):
 
 
 def test_a_foreign_weights_file_is_a_clear_error(pets_env):
-    with pytest.raises(ValueError, match="does not hold vgg11_bn's weights .* delete it"):
+    with pytest.raises(ValueError, match="does not hold vgg11_bn's weights: .* Delete it"):
         pretrained.pretrained_backbone({"features.0.weight": torch.zeros(1)})
 
 
@@ -251,8 +233,9 @@ def test_own_photo_is_scaled_to_the_training_scale_when_asked():
     assert photo_tensor(Image.new("RGB", (400, 300))).shape == (3, 300, 400)  # by default neither up nor down
     assert photo_tensor(Image.new("RGB", (500, 375)), shorter_side=183).shape == (3, 183, 244)  # down
     assert photo_tensor(Image.new("RGB", (120, 90)), shorter_side=183).shape == (3, 183, 244)  # and up
-    # max_side still caps a very wide photo (its shorter side then stays at the 32 the FCN needs)
-    assert photo_tensor(Image.new("RGB", (2000, 100)), shorter_side=183).shape == (3, 32, 448)
+    # a photo too long to fit max_side at 32 pixels high is refused, never stretched (see test_photo_inputs.py)
+    with pytest.raises(ValueError, match="2000x100 pixels.*max_side=640 or more"):
+        photo_tensor(Image.new("RGB", (2000, 100)), shorter_side=183)
     for wrong in (0, -5, 2.5, 20, True):
         with pytest.raises(ValueError, match="shorter_side must be a whole number of pixels"):
             photo_tensor(Image.new("RGB", (100, 100)), shorter_side=wrong)
