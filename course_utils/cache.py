@@ -5,11 +5,17 @@ A cached file holds exactly one dataset. Its name comes from the dataset's repr 
 seed, ...) and from a fingerprint of data.py's source, so changing either draws the data anew;
 nothing has to be deleted by hand. Integer tensors (labels, masks: values 0..7 and 255) are
 stored as uint8, a quarter of their size, and come back as int64.
+
+`torch.load` does not verify a zip's checksums, so a file with flipped bytes, changed values or
+missing items would load and be used silently. Each file therefore also stores the number of
+items and a SHA-256 digest of its tensors; a file that does not match them is reported in one
+warning naming it, and the data are drawn again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -41,17 +47,57 @@ def _unpack(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.int64) if tensor.dtype == torch.uint8 else tensor
 
 
-def load_or_draw(dataset: Dataset) -> tuple[torch.Tensor, ...]:
-    """materialize(dataset), loaded from its cache file when there is a valid one, else drawn and
-    saved there. A missing, unreadable or foreign file is simply drawn again: it is only a cache."""
-    path = cache_path(dataset)
+def _digest(tensors) -> str:
+    """SHA-256 of the tensors' dtypes, shapes and bytes, in order."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{tensor.dtype} {tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _stored_tensors(path: Path, dataset: Dataset) -> list[torch.Tensor] | None:
+    """The packed tensors of a valid cache file of `dataset`; None when there is none to use.
+
+    A missing file, or one made for another dataset or generator, is None silently (a new name
+    would be drawn anyway); a damaged one (unreadable, wrong count, digest mismatch) also warns.
+    """
+    if not path.is_file():
+        return None
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-        if stored["dataset"] == repr(dataset) and stored["generator"] == GENERATOR_FINGERPRINT:
-            return tuple(_unpack(tensor) for tensor in stored["tensors"])
-    except Exception:  # no file yet, truncated, not ours: draw it again
-        pass
+        if stored["dataset"] != repr(dataset) or stored["generator"] != GENERATOR_FINGERPRINT:
+            return None
+        tensors, count = stored["tensors"], stored["count"]
+        if count != len(dataset) or any(len(tensor) != count for tensor in tensors):
+            problem = f"holds {[len(t) for t in tensors]} items where the dataset has {len(dataset)}"
+        elif stored["digest"] != _digest(tensors):
+            problem = "does not match its digest (its bytes were changed)"
+        else:
+            return tensors
+    except Exception as error:  # truncated, not a PyTorch file, a field missing
+        problem = f"cannot be read ({type(error).__name__})"
+    warnings.warn(f"The dataset cache {path} {problem}: drawing it again.", stacklevel=3)
+    return None
+
+
+def load_or_draw(dataset: Dataset) -> tuple[torch.Tensor, ...]:
+    """materialize(dataset), loaded from its cache file when there is a valid one, else drawn and
+    saved there. A missing or foreign file is simply drawn again, a damaged one with a warning:
+    it is only a cache."""
+    path = cache_path(dataset)
+    stored = _stored_tensors(path, dataset)
+    if stored is not None:
+        return tuple(_unpack(tensor) for tensor in stored)
     tensors = materialize(dataset)
-    payload = {"dataset": repr(dataset), "generator": GENERATOR_FINGERPRINT, "tensors": [_pack(t) for t in tensors]}
+    packed = [_pack(t) for t in tensors]
+    payload = {
+        "dataset": repr(dataset),
+        "generator": GENERATOR_FINGERPRINT,
+        "count": len(dataset),
+        "digest": _digest(packed),
+        "tensors": packed,
+    }
     save_atomically(payload, path)
     return tensors

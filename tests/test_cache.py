@@ -67,3 +67,56 @@ def test_splits_are_cached_unless_told_not_to(draws, tmp_path):
     shapes_split(4, seed=7, image_size=32, cached=False)  # as the training sets are drawn
     fcn_training_scenes(2, image_size=96)
     assert len(list((tmp_path / "datasets").iterdir())) == 2
+
+
+def test_two_datasets_of_one_class_each_keep_their_own_file(draws):
+    """Notebook 5 loads several ShapesScenes splits: each must be loaded, not drawn, on every later
+    run. (A file named by the class alone would hold only the last one cached, and every load
+    of the others would find a foreign file and draw again.)"""
+    test, val = ShapesScenes(3, image_size=96, seed=4), ShapesScenes(2, image_size=96, seed=5)
+    assert cache.cache_path(test) != cache.cache_path(val)
+    first = cache.load_or_draw(test), cache.load_or_draw(val)
+    assert len(draws) == 2
+    again = cache.load_or_draw(test), cache.load_or_draw(val)
+    assert same(again[0], first[0]) and same(again[1], first[1])
+    assert draws == [repr(test), repr(val)]  # neither was drawn again
+
+
+def flip_a_byte_in_the_largest_entry(path):
+    """Flip one byte in the middle of the zip's largest entry (a tensor's data), its structure intact."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entry = max(archive.infolist(), key=lambda info: info.file_size)
+    raw = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", raw[entry.header_offset + 26 : entry.header_offset + 30])
+    raw[entry.header_offset + 30 + name_length + extra_length + entry.file_size // 2] ^= 0x5A
+    path.write_bytes(bytes(raw))
+
+
+def resave(path, change):
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (flip_a_byte_in_the_largest_entry, "does not match its digest"),
+        (lambda path: resave(path, lambda p: p["tensors"][0].mul_(0.5)), "does not match its digest"),
+        (lambda path: resave(path, lambda p: p["tensors"].__setitem__(0, p["tensors"][0][:-1])), "items"),
+        (lambda path: resave(path, lambda p: p.pop("digest")), "cannot be read"),
+        (lambda path: path.write_bytes(path.read_bytes()[:500]), "cannot be read"),
+    ],
+    ids=["flipped byte", "changed values", "an item missing", "no digest", "cut off"],
+)
+def test_a_damaged_cache_file_is_reported_and_drawn_again(draws, damage, problem):
+    dataset = ShapesScenes(3, image_size=96, seed=6)
+    first = cache.load_or_draw(dataset)
+    damage(cache.cache_path(dataset))
+    with pytest.warns(UserWarning, match=f"The dataset cache .*{cache.cache_path(dataset).name} .*{problem}"):
+        again = cache.load_or_draw(dataset)
+    assert same(again, first) and len(draws) == 2  # drawn again, and right
+    assert same(cache.load_or_draw(dataset), first) and len(draws) == 2  # the redrawn file is valid again
