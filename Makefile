@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 COURSE_STAMP := $(VENV)/.installed-course
 DEV_STAMP    := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev lab lint test unit notebooks execute student warm test-browser benchmark benchmark-notebooks benchmark-quick clean-data
+.PHONY: setup setup-dev lab lint test unit notebooks execute student grade warm test-browser benchmark benchmark-notebooks benchmark-quick clean-data
 
 setup: $(COURSE_STAMP)  ## create .venv (if missing) and install the course: the package and the notebooks' tools
 setup-dev: $(DEV_STAMP)  ## the course, plus what developers and CI need: tests, linter, the benchmark's peers
@@ -52,6 +52,12 @@ test-browser: setup-dev  ## notebooks 4 and 6 (its upload button) in a real Jupy
 
 student: setup  ## write the student notebooks (solutions removed) to build/student/
 	$(BIN)/python -m course_utils.student
+
+# SUBMISSIONS: one folder per learner holding their student notebooks (see course_utils/grade.py);
+# GRADE_FLAGS: more options, e.g. GRADE_FLAGS="--full --timeout 1800".
+grade: setup  ## grade the learners' notebooks with the self-checks: make grade SUBMISSIONS=folder; build/grade/report.html
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder  (folder/<learner>/NN_*.ipynb)"; exit 2; }
+	$(BIN)/python -m course_utils.grade "$(SUBMISSIONS)" $(GRADE_FLAGS)
 
 warm: setup  ## train and cache every checkpoint the notebooks use, so each runs in seconds (lectures)
 	$(BIN)/python -m course_utils.recipes
