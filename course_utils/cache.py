@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import data
-from .checkpoints import save_atomically
+from .checkpoints import save_atomically, tensors_digest
 from .data import materialize
 from .paths import dataset_cache_dir
 
@@ -30,9 +30,14 @@ from .paths import dataset_cache_dir
 GENERATOR_FINGERPRINT = hashlib.sha256(Path(data.__file__).read_bytes()).hexdigest()[:12]
 
 
+#: The layout of a cache file; part of its name, so that files of an older layout (without the
+#: count and digest, before format 2) are simply not found, rather than reported as damaged.
+CACHE_FORMAT = 2
+
+
 def cache_path(dataset: Dataset) -> Path:
     """The file that holds `dataset`: e.g. datasets/ShapesScenes-<16 hex digits>.pt."""
-    key = hashlib.sha256(f"{dataset!r} {GENERATOR_FINGERPRINT}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{dataset!r} {GENERATOR_FINGERPRINT} {CACHE_FORMAT}".encode()).hexdigest()[:16]
     return dataset_cache_dir() / f"{type(dataset).__name__}-{key}.pt"
 
 
@@ -47,14 +52,8 @@ def _unpack(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.int64) if tensor.dtype == torch.uint8 else tensor
 
 
-def _digest(tensors) -> str:
-    """SHA-256 of the tensors' dtypes, shapes and bytes, in order."""
-    digest = hashlib.sha256()
-    for tensor in tensors:
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{tensor.dtype} {tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
+def _digest_of(tensors: list[torch.Tensor]) -> str:
+    return tensors_digest({f"{index:03d}": tensor for index, tensor in enumerate(tensors)})
 
 
 def _stored_tensors(path: Path, dataset: Dataset) -> list[torch.Tensor] | None:
@@ -72,7 +71,7 @@ def _stored_tensors(path: Path, dataset: Dataset) -> list[torch.Tensor] | None:
         tensors, count = stored["tensors"], stored["count"]
         if count != len(dataset) or any(len(tensor) != count for tensor in tensors):
             problem = f"holds {[len(t) for t in tensors]} items where the dataset has {len(dataset)}"
-        elif stored["digest"] != _digest(tensors):
+        elif stored["digest"] != _digest_of(tensors):
             problem = "does not match its digest (its bytes were changed)"
         else:
             return tensors
@@ -96,7 +95,7 @@ def load_or_draw(dataset: Dataset) -> tuple[torch.Tensor, ...]:
         "dataset": repr(dataset),
         "generator": GENERATOR_FINGERPRINT,
         "count": len(dataset),
-        "digest": _digest(packed),
+        "digest": _digest_of(packed),
         "tensors": packed,
     }
     save_atomically(payload, path)

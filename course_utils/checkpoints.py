@@ -12,6 +12,7 @@ weights of other shapes) is one CheckpointError naming the file, the problem and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,21 @@ class CheckpointError(RuntimeError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"checkpoint {self.path}: {problem}. {remedy}")
+
+
+def tensors_digest(tensors: dict) -> str:
+    """SHA-256 (hex) of every tensor's name, dtype, shape and bytes, in name order.
+
+    Stored beside cached tensors (the held-out datasets, notebook 6's features) and checked when
+    they are read, since torch.load does not verify the zip's checksums: flipped bytes or changed
+    values would otherwise load and be used silently.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def save_atomically(payload, path: Path, write=torch.save) -> Path:

@@ -25,7 +25,7 @@ import torchvision
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models import VGG11_BN_Weights
 
-from .checkpoints import save_atomically
+from .checkpoints import save_atomically, tensors_digest
 from .models import VGG11Backbone
 from .paths import checkpoint_dir
 from .progress import progress_bar
@@ -140,12 +140,14 @@ def pretrained_backbone(state_dict: dict | None = None) -> VGG11Backbone:
 
     state_dict: torchvision's vgg11_bn state dict (default: load_imagenet_state_dict()); its
     "features.*" entries are the backbone's, the fully connected "classifier.*" ones are not used.
-    One that is not vgg11_bn's is a WeightsFileError naming weights_file(), where it comes from.
+    One that is not vgg11_bn's is a WeightsFileError naming weights_file() when it was read from
+    there, and a ValueError about the state dict given otherwise (the file may be fine).
     """
-    state_dict = load_imagenet_state_dict() if state_dict is None else state_dict
-    problem = _not_a_state_dict(state_dict)
+    given = state_dict is not None
+    state_dict = state_dict if given else load_imagenet_state_dict()  # checked there: a dict of tensors
+    problem = _not_a_state_dict(state_dict) if given else ""
     if problem:
-        raise WeightsFileError(weights_file(), f"is not a state dict of tensors: it holds {problem}")
+        raise ValueError(f"pretrained_backbone: the state dict given is not a dict of tensors: it holds {problem}")
     features = {
         key.removeprefix("features."): value for key, value in state_dict.items() if key.startswith("features.")
     }
@@ -156,6 +158,8 @@ def pretrained_backbone(state_dict: dict | None = None) -> VGG11Backbone:
             backbone.load_state_dict(features)
         except RuntimeError as error:  # e.g. a key the backbone does not have
             problem = str(error).splitlines()[0]
+    if problem and given:
+        raise ValueError(f"pretrained_backbone: the state dict given does not hold vgg11_bn's weights: {problem}")
     if problem:
         raise WeightsFileError(weights_file(), f"does not hold vgg11_bn's weights: {problem}")
     return backbone.requires_grad_(False).eval()
@@ -163,11 +167,7 @@ def pretrained_backbone(state_dict: dict | None = None) -> VGG11Backbone:
 
 def weights_fingerprint(module: torch.nn.Module) -> str:
     """12 hex digits that change whenever any weight or BatchNorm statistic of `module` does."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:12]
+    return tensors_digest(module.state_dict())[:12]
 
 
 def resize_size(image_size: int = IMAGENET_CROP) -> int:
@@ -231,17 +231,6 @@ def extract_features(backbone: VGG11Backbone, data: Dataset, batch_size: int = 1
     return {key: torch.cat(values) for key, values in parts.items()}
 
 
-def features_digest(features: dict) -> str:
-    """SHA-256 (hex) of every tensor's name, dtype, shape and bytes: stored with a feature cache and
-    checked when it is read, since torch.load does not verify the zip's checksums."""
-    digest = hashlib.sha256()
-    for name in sorted(features):
-        tensor = features[name].detach().cpu().contiguous()
-        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
 def feature_cache_key(ids: list[str], image_size: int, backbone: VGG11Backbone) -> dict:
     """Everything the cached features depend on: which photos, their size, the weights, the code
     (the course's, and torchvision's, which decodes, resizes and crops the photos)."""
@@ -263,7 +252,7 @@ def feature_cache_path(name: str, key: dict) -> Path:
 def read_feature_cache(path: Path, key: dict) -> tuple[dict | None, str]:
     """(features, "") from the cache file at `path` if it is whole and made for `key`; else (None,
     what is wrong), "" when there is no file. The file is {"key", "count" (photos), "digest"
-    (features_digest), "features"}, read with mmap: checking the digest reads it once."""
+    (checkpoints.tensors_digest), "features"}, read with mmap: checking the digest reads it once."""
     if not path.is_file():
         return None, ""
     try:
@@ -282,7 +271,7 @@ def read_feature_cache(path: Path, key: dict) -> tuple[dict | None, str]:
         if not isinstance(features[name], torch.Tensor) or len(features[name]) != count:
             found = len(features[name]) if isinstance(features[name], torch.Tensor) else "no"
             return None, f"holds {name!r} of {found} photo{'s' * (found != 1)}, not {count}"
-    if stored["count"] != count or stored["digest"] != features_digest(features):
+    if stored["count"] != count or stored["digest"] != tensors_digest(features):
         return None, "does not match its digest: damaged on disk"
     return features, ""
 
@@ -308,6 +297,6 @@ def load_or_extract(name: str, backbone: VGG11Backbone, data: Dataset, ids: list
         warnings.warn(f"The feature cache {path} {problem}: computing it again.", stacklevel=2)
     print(f"Computing the backbone's features of {len(data)} photos once ({name}); they are kept in {path.parent}.")
     features = extract_features(backbone, data)
-    payload = {"key": key, "count": len(data), "digest": features_digest(features), "features": features}
+    payload = {"key": key, "count": len(data), "digest": tensors_digest(features), "features": features}
     save_atomically(payload, path)
     return features

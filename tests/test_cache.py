@@ -7,6 +7,7 @@ import course_utils.cache as cache
 from course_utils.data import ShapesDataset, ShapesScenes, materialize
 from course_utils.paths import CHECKPOINT_DIR_VARIABLE
 from course_utils.recipes import fcn_training_scenes, scenes_split, shapes_split
+from tests.damage import flip_a_byte_inside_the_largest_tensor, rewrite
 
 
 @pytest.fixture
@@ -82,32 +83,13 @@ def test_two_datasets_of_one_class_each_keep_their_own_file(draws):
     assert draws == [repr(test), repr(val)]  # neither was drawn again
 
 
-def flip_a_byte_in_the_largest_entry(path):
-    """Flip one byte in the middle of the zip's largest entry (a tensor's data), its structure intact."""
-    import struct
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        entry = max(archive.infolist(), key=lambda info: info.file_size)
-    raw = bytearray(path.read_bytes())
-    name_length, extra_length = struct.unpack("<HH", raw[entry.header_offset + 26 : entry.header_offset + 30])
-    raw[entry.header_offset + 30 + name_length + extra_length + entry.file_size // 2] ^= 0x5A
-    path.write_bytes(bytes(raw))
-
-
-def resave(path, change):
-    payload = torch.load(path, weights_only=True)
-    change(payload)
-    torch.save(payload, path)
-
-
 @pytest.mark.parametrize(
     "damage, problem",
     [
-        (flip_a_byte_in_the_largest_entry, "does not match its digest"),
-        (lambda path: resave(path, lambda p: p["tensors"][0].mul_(0.5)), "does not match its digest"),
-        (lambda path: resave(path, lambda p: p["tensors"].__setitem__(0, p["tensors"][0][:-1])), "items"),
-        (lambda path: resave(path, lambda p: p.pop("digest")), "cannot be read"),
+        (flip_a_byte_inside_the_largest_tensor, "does not match its digest"),
+        (lambda path: rewrite(path, lambda p: p["tensors"][0].mul_(0.5)), "does not match its digest"),
+        (lambda path: rewrite(path, lambda p: p["tensors"].__setitem__(0, p["tensors"][0][:-1])), "items"),
+        (lambda path: rewrite(path, lambda p: p.pop("digest")), "cannot be read"),
         (lambda path: path.write_bytes(path.read_bytes()[:500]), "cannot be read"),
     ],
     ids=["flipped byte", "changed values", "an item missing", "no digest", "cut off"],

@@ -8,8 +8,6 @@ traceback from torch or PIL, and never wrong data used silently.
 """
 
 import io
-import struct
-import zipfile
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from course_utils.paths import CHECKPOINT_DIR_VARIABLE
 from course_utils.pets import PETS_VARIABLE, image_ids, pets_dataset, trimap_to_mask
 from course_utils.pets_train import PetsSize, pets_splits
 from tests import pets_fixture
+from tests.damage import flip_a_byte_inside_the_largest_tensor, rewrite
 from tests.pets_fixture import build_pets
 
 # The fixtures pets_env (the fixture's dataset and weights where notebook 6 looks) and no_network.
@@ -248,23 +247,6 @@ def cached(pets, tmp_path, monkeypatch, fixture_files):
     path = pretrained.feature_cache_path("test", pretrained.feature_cache_key(ids, 64, backbone))
     assert path.is_file() and len(runs) == 1
     return features, compute, path, runs
-
-
-def flip_a_byte_inside_the_largest_tensor(path):
-    """Flip one byte in the middle of the largest tensor's data, the zip's structure left intact."""
-    with zipfile.ZipFile(path) as archive:
-        entry = max(archive.infolist(), key=lambda info: info.file_size)
-    raw = bytearray(path.read_bytes())
-    name_length, extra_length = struct.unpack("<HH", raw[entry.header_offset + 26 : entry.header_offset + 30])
-    raw[entry.header_offset + 30 + name_length + extra_length + entry.file_size // 2] ^= 0x5A
-    path.write_bytes(bytes(raw))
-
-
-def rewrite(path, change):
-    """Load the cache file, change(payload) in place, save it back under the same name."""
-    payload = torch.load(path, weights_only=True)
-    change(payload)
-    torch.save(payload, path)
 
 
 @pytest.mark.parametrize(
