@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 import numbers
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,14 @@ from .train import predict
 
 #: The longer side a photo is scaled down to, at most (about 1 s for the backbone on 2 CPU cores).
 MAX_SIDE = 448
+
+
+class PhotoError(ValueError):
+    """A photo file that cannot be used; the message names the file, the problem and what to do."""
+
+
+#: Held while Pillow's size limit is lifted to read a header (see _open_image).
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 #: Pillow's modes for one channel of 16-bit values (a 16-bit grey PNG opens as I;16, or as I
 #: before Pillow 10): read on the 0..65535 scale, where convert("RGB") would clip them at 255.
@@ -76,8 +85,10 @@ def read_photo(source, name: str | None = None):
         with _open_image(file, name) as image:
             image.load()
             return _as_rgb(ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, EOFError) as error:
-        raise ValueError(_unreadable(name, error)) from None
+    except PhotoError:  # already says which file and what is wrong
+        raise
+    except Exception as error:  # OSError, SyntaxError, EOFError, Pillow's own ValueError, ...: a damaged file
+        raise PhotoError(_unreadable(name, error)) from None
 
 
 def _open_image(file, name: str):
@@ -86,16 +97,17 @@ def _open_image(file, name: str):
     pixel count). Only the header is read here: a bomb is refused before it is decoded."""
     from PIL import Image
 
-    limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # for this header only; restored at once (notebooks run one cell at a time)
-    try:
-        image = Image.open(file)
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with _PILLOW_LIMIT_LOCK:  # two overlapping calls must not leave the limit off for good
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # for this header only, restored at once
+        try:
+            image = Image.open(file)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     width, height = image.size
     if limit is not None and width * height > limit:
         image.close()
-        raise ValueError(
+        raise PhotoError(
             f"{name} claims to be {width}x{height} pixels ({width * height / 1e6:.0f} million), more than "
             f"Pillow reads safely ({limit} pixels, PIL.Image.MAX_IMAGE_PIXELS): a damaged or hostile file "
             "(a decompression bomb), or a huge scan. Scale it down (to a few thousand pixels a side) and try again"
