@@ -457,13 +457,16 @@ async def run_cells(notebook, indices: list[int], cwd: Path, timeout_s: float, m
         resources={"metadata": {"path": str(cwd)}},
     )
     loop = asyncio.get_running_loop()
-    deadline, stop = loop.time() + timeout_s, None
+    deadline, stop, ran = loop.time() + timeout_s, None, False
     try:
         # the kernel's own stderr (start-up warnings) is noise here: its errors reach the cells' outputs
         async with client.async_setup_kernel(stderr=subprocess.DEVNULL):
             stop = await run_in_kernel(client, indices, deadline - loop.time(), timeout_s, memory_limit)
-    except Exception as error:  # the kernel did not start, or failed to shut down after a stop
-        return stop or Stop(-1, f"the kernel failed: {type(error).__name__}: {error}")
+            ran = True
+    except Exception as error:  # the kernel did not start, or failed to shut down after the cells ran
+        if ran:  # every result is in the cells' outputs already: a failed shutdown changes none
+            return stop
+        return Stop(-1, f"the kernel failed: {type(error).__name__}: {error}")
     return stop
 
 
