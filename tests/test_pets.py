@@ -119,9 +119,12 @@ def test_imagenet_weights_load_key_for_key_from_torchs_cache_file(pets_env):
     assert not any(p.requires_grad for p in backbone.parameters()) and not backbone.training
 
 
-def test_a_foreign_weights_file_is_a_clear_error(pets_env):
-    with pytest.raises(ValueError, match="does not hold vgg11_bn's weights: .* Delete it"):
+def test_a_foreign_state_dict_given_is_a_clear_error_that_blames_no_file(pets_env):
+    with pytest.raises(ValueError, match="the state dict given does not hold vgg11_bn's weights") as raised:
         pretrained.pretrained_backbone({"features.0.weight": torch.zeros(1)})
+    assert "Delete" not in str(raised.value)  # the weights file was not read: it may be fine
+    with pytest.raises(ValueError, match="the state dict given is not a dict of tensors: it holds a list"):
+        pretrained.pretrained_backbone([torch.zeros(1)])
 
 
 def test_feature_cache_is_reused_and_invalidated_when_its_inputs_change(pets_env, monkeypatch):
