@@ -137,14 +137,19 @@ class _Exercise:
         hint = None if isinstance(crash, NotImplementedError) or explain is None else explain(crash)
         raise self.crash(case, crash, hint) from None
 
+    def expect_returned(self, case: str, got) -> None:
+        """Raise if `got` is None: the learner's function forgot its `return`."""
+        __tracebackhide__ = True
+        if got is None:
+            raise self.error(f"{case}, your function returned None: did you forget `return`?")
+
     def expect_tensor(
         self, case: str, got, shape, *, why: str = "", shape_hint: Callable[[tuple], str | None] | None = None
     ) -> torch.Tensor:
         """Raise unless `got` is a torch.Tensor of `shape`; shape_hint(wrong shape) may name a mistake."""
         __tracebackhide__ = True
         shape = tuple(shape)
-        if got is None:
-            raise self.error(f"{case}, your function returned None: did you forget `return`?")
+        self.expect_returned(case, got)
         if not isinstance(got, torch.Tensor):
             raise self.error(
                 f"{case}, expected a torch.Tensor of shape {_shape(shape)}, got {_describe(got)}: "

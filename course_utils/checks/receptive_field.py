@@ -172,8 +172,7 @@ def _number(value) -> int | float:
 def _entries(exercise: _Exercise, case: str, got, layers: nn.Sequential, expected: list) -> list[tuple]:
     """The learner's entries as tuples of 3 numbers, after checking their type and count."""
     __tracebackhide__ = True
-    if got is None:
-        raise exercise.error(f"for {case}, your function returned None: did you forget `return`?")
+    exercise.expect_returned(f"for {case}", got)
     if not isinstance(got, (list, tuple)) and not hasattr(got, "shape"):
         raise exercise.error(
             f"for {case}, expected a list of {len(expected)} (size, field, jump) tuples, got {_describe(got)}: "

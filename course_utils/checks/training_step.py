@@ -172,8 +172,7 @@ def _train_error_hint(error: Exception) -> str | None:
 def _check_returned_loss(exercise: _Exercise, case: str, got) -> None:
     """The step must return a Python float."""
     __tracebackhide__ = True
-    if got is None:
-        raise exercise.error(f"{case}, your function returned None: did you forget `return`?")
+    exercise.expect_returned(case, got)
     if isinstance(got, torch.Tensor):
         why = (
             "a tensor that requires grad keeps the step's whole graph alive: appended to a history list, "
@@ -358,8 +357,7 @@ def _check_evaluation_mode(exercise: _Exercise, case: str, record: _Recorder, ch
 
 def _check_accuracy(exercise: _Exercise, case: str, got, expected: float, mistakes) -> None:
     __tracebackhide__ = True
-    if got is None:
-        raise exercise.error(f"{case}, your function returned None: did you forget `return`?")
+    exercise.expect_returned(case, got)
     if isinstance(got, torch.Tensor):
         raise exercise.error(
             f"{case}, expected a Python float, got {_describe(got)}: return a number, e.g. with .item()"

@@ -173,8 +173,7 @@ def _padding_size_hint(factor: int, kernel: int, padding: int, output_padding: i
 def _expect_pair(exercise: _Exercise, case: str, got) -> tuple:
     """Raise unless `got` is a pair (padding, output_padding)."""
     __tracebackhide__ = True
-    if got is None:
-        raise exercise.error(f"{case}, your function returned None: did you forget `return`?")
+    exercise.expect_returned(case, got)
     if isinstance(got, numbers.Number):
         raise exercise.error(
             f"{case}, your function returned a single number, {_describe(got)}: return a pair, "
