@@ -4,6 +4,7 @@ from, each checked against something known. No test asserts a speed: time is a f
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +14,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils.benchmark import cli, common, curves, machine, notebooks, peers, quality, report, run, speed, training
+from benchmarks import cli, common, curves, machine, notebooks, peers, quality, report, run, speed, training
 from course_utils.models import VGG11Classifier, VGG11SkipFCN
 from course_utils.paths import CHECKPOINT_DIR_VARIABLE
 from course_utils.recipes import CLASSIFIER_RECIPE, SEGMENTER_RECIPES
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGE = REPO / "course_utils" / "benchmark"
+PACKAGE = REPO / "benchmarks"
+BENCHMARK_PAGE = REPO / "docs" / "benchmark.md"
 PEER_NAMES = {"smp_unet_vgg11_bn", "torchvision_fcn_resnet50", "smp_unet_resnet18_small"}
 KEYS = {
     "complete",
@@ -49,7 +51,7 @@ KEYS = {
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """`python -m course_utils.benchmark --quick`, with a sentinel in the learner's checkpoint folder."""
+    """`python -m benchmarks --quick`, with a sentinel in the learner's checkpoint folder."""
     folder = tmp_path_factory.mktemp("quick")
     checkpoints = folder / "my_checkpoints"
     checkpoints.mkdir()
@@ -57,7 +59,7 @@ def quick_run(tmp_path_factory):
     output = folder / "benchmark.json"
     env = {**os.environ, CHECKPOINT_DIR_VARIABLE: str(checkpoints)}
     completed = subprocess.run(
-        [sys.executable, "-m", "course_utils.benchmark", "--quick", "--output", str(output)],
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -157,11 +159,12 @@ def test_quick_run_draws_a_learning_curve_per_model(quick_run):
 
 
 @pytest.mark.slow
-def test_the_readme_tables_are_made_from_the_stored_result(quick_run):
+def test_the_table_option_prints_the_tables_of_a_stored_result(quick_run):
+    """`--table JSON`, the command docs/benchmark.md's tables come from, prints them from the JSON alone."""
     _, output, _ = quick_run
     result = json.loads(output.read_text())
     completed = subprocess.run(
-        [sys.executable, "-m", "course_utils.benchmark", "--table", str(output)],
+        [sys.executable, "-m", "benchmarks", "--table", str(output)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -204,10 +207,10 @@ def test_each_module_imports_on_its_own_and_runs_nothing_at_import():
     code = f"""
 import importlib, sys
 for name in {modules!r}:
-    for loaded in [m for m in sys.modules if m.startswith("course_utils.benchmark")]:
+    for loaded in [m for m in sys.modules if m.startswith("benchmarks")]:
         del sys.modules[loaded]
-    importlib.import_module("course_utils.benchmark." + name)
-    assert importlib.import_module("course_utils.benchmark.common").log.started is None, name
+    importlib.import_module("benchmarks." + name)
+    assert importlib.import_module("benchmarks.common").log.started is None, name
 assert "segmentation_models_pytorch" not in sys.modules
 print("ok", len({modules!r}))
 """
@@ -626,15 +629,33 @@ def test_the_comparison_table_has_every_row_and_column():
     assert lines[4] == "| a missing peer | equal time |" + " – |" * 7
 
 
-def test_the_readme_shows_the_committed_runs_tables_and_its_figure():
-    """The README's result tables are those `--table data/benchmark.json` prints, line for line, so
-    they cannot drift from the committed run; and that run is a whole one, with its curves."""
+def page_section_with(tables: str) -> tuple[str, list[str]]:
+    """The section of docs/benchmark.md (from one `## ` heading to the next) that shows `tables`,
+    and the lines of `tables` it lacks. A table line counts only as a whole line of the page."""
+    wanted = [line for line in tables.splitlines() if line.strip()]
+    sections = re.split(r"^(?=## )", BENCHMARK_PAGE.read_text(), flags=re.MULTILINE)
+    section = min(sections, key=lambda text: len(set(wanted) - set(text.splitlines())))
+    return section, [line for line in wanted if line not in section.splitlines()]
+
+
+def test_the_benchmark_page_shows_the_committed_runs_tables_and_its_figure():
+    """docs/benchmark.md's result tables are those `--table data/benchmark.json` prints, line for
+    line, so they cannot drift from the committed run; that run is a whole one, with its curves,
+    whose figure the page shows; and the page's list of targets met and not met is the run's."""
     stored = json.loads((REPO / "data" / "benchmark.json").read_text())
-    readme = (REPO / "README.md").read_text()
     assert stored.get("complete", True) and stored["curves"] and (REPO / "data" / "benchmark-curves.png").is_file()
-    missing = [line for line in report.markdown_report(stored).splitlines() if line.strip() and line not in readme]
-    assert not missing, f"README lines that differ from data/benchmark.json's tables: {missing[:3]}"
-    assert "(data/benchmark-curves.png)" in readme
+    section, missing = page_section_with(report.markdown_report(stored))
+    assert not missing, f"docs/benchmark.md lines that differ from data/benchmark.json's tables: {missing[:3]}"
+    figures = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", section)
+    assert "../data/benchmark-curves.png" in figures  # relative to docs/, where the site is built from
+    assert all((BENCHMARK_PAGE.parent / figure).is_file() for figure in figures), figures
+    targets = report.targets(stored)
+    assert ("meets every target" in section) == all(target["met"] for target in targets.values())
+    claim = next(paragraph for paragraph in section.split("\n\n") if paragraph.startswith("Targets ("))
+    met, _, not_met = claim.partition("Not met:")
+    for name, target in targets.items():
+        said, unsaid = (met, not_met) if target["met"] else (not_met, met)
+        assert name in said and name not in unsaid, f"docs/benchmark.md says the wrong thing of {name!r}"
 
 
 def test_the_curves_figure_is_a_png_with_a_line_per_model(tmp_path):
@@ -778,14 +799,20 @@ def test_warm_runs_keep_every_run_and_count_the_fastest(monkeypatch):
     assert common.FULL.warm_repeats == 3 and common.QUICK.warm_repeats == 1
 
 
-def test_the_readme_shows_the_committed_notebook_run_and_says_whether_it_meets_every_target():
-    """The notebooks' tables of data/benchmark-notebooks.json (make benchmark-notebooks) are in the
-    README line for line, and the README's claim about its targets is the JSON's."""
+def test_the_benchmark_page_shows_the_committed_notebook_run_and_says_whether_it_meets_every_target():
+    """The notebooks' tables of data/benchmark-notebooks.json (make benchmark-notebooks) are in
+    docs/benchmark.md line for line, in a section of their own, and that section's claims about
+    the run's targets (each one's row, and whether it "meets every target") are the JSON's."""
     stored = json.loads((REPO / "data" / "benchmark-notebooks.json").read_text())
-    readme = (REPO / "README.md").read_text()
     assert stored["complete"] and stored["notebooks_only"] and not stored["quick"]
     assert stored["machine"]["isa_settings"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    missing = [line for line in report.markdown_report(stored).splitlines() if line.strip() and line not in readme]
-    assert not missing, f"README lines that differ from data/benchmark-notebooks.json's tables: {missing[:3]}"
-    all_met = all(target["met"] for target in report.targets(stored).values())
-    assert ("meets every target" in readme) == all_met
+    section, missing = page_section_with(report.markdown_report(stored))
+    assert not missing, f"docs/benchmark.md lines unlike data/benchmark-notebooks.json's tables: {missing[:3]}"
+    assert all(f"{name}={value}" in section for name, value in stored["machine"]["isa_settings"].items())
+    targets = report.targets(stored)
+    assert ("meets every target" in section) == all(target["met"] for target in targets.values())
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()]
+    rows = {row[0]: row[-1] for row in cells}  # the targets' table: | target | committed run | met |
+    assert {name: rows.get(name) for name in targets} == {
+        name: "yes" if target["met"] else "no" for name, target in targets.items()
+    }

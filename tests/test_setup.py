@@ -45,8 +45,8 @@ def test_a_learner_installs_the_course_and_nothing_for_developers():
 
 def test_developers_and_ci_get_the_extras():
     assert pip_installs("test") == [".", ".[dev]"]
-    assert set(PYPROJECT["project"]["optional-dependencies"]) >= {"test", "lint", "benchmark", "dev"}
-    assert PYPROJECT["project"]["optional-dependencies"]["dev"] == ["fcn-course[test,lint,benchmark]"]
+    assert set(PYPROJECT["project"]["optional-dependencies"]) >= {"test", "lint", "benchmark", "site", "dev"}
+    assert PYPROJECT["project"]["optional-dependencies"]["dev"] == ["fcn-course[test,lint,benchmark,site]"]
 
 
 def test_environment_yml_installs_the_same_package_as_make_setup():
@@ -87,7 +87,12 @@ def test_the_code_keeps_to_the_oldest_python_it_claims():
     """requires-python says 3.10: no newer syntax anywhere, and 3.11's tomllib only with a fallback."""
     oldest = tuple(map(int, PYPROJECT["project"]["requires-python"].lstrip(">=").split(".")))
     assert oldest == (3, 10)
-    for path in [*ROOT.glob("course_utils/**/*.py"), *ROOT.glob("tests/**/*.py"), ROOT / "conftest.py"]:
+    for path in [
+        *ROOT.glob("course_utils/**/*.py"),
+        *ROOT.glob("benchmarks/*.py"),
+        *ROOT.glob("tests/**/*.py"),
+        ROOT / "conftest.py",
+    ]:
         source = path.read_text()
         ast.parse(source, filename=str(path), feature_version=oldest)
         if "import tomllib" in source:
@@ -151,13 +156,23 @@ def test_the_benchmark_peers_are_never_a_course_dependency():
     names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in PYPROJECT["project"]["dependencies"]}
     extra = {re.split(r"[<>=\[ ]", d)[0].lower() for d in PYPROJECT["project"]["optional-dependencies"]["benchmark"]}
     assert "segmentation-models-pytorch" in extra and "segmentation-models-pytorch" not in names
-    importers = sorted(
-        path.relative_to(ROOT / "course_utils").parts[0]
-        for path in (ROOT / "course_utils").rglob("*.py")
-        if "segmentation_models_pytorch" in path.read_text()
-    )
-    assert importers and set(importers) <= {"benchmark.py", "benchmark"}
+
+    def importers(package: str) -> list[Path]:
+        return [path for path in (ROOT / package).rglob("*.py") if "segmentation_models_pytorch" in path.read_text()]
+
+    assert importers("benchmarks") and not importers("course_utils")
     assert ".[benchmark]" in pip_installs("benchmark")
+
+
+def test_the_course_package_never_imports_the_benchmark():
+    """course_utils holds what the course teaches; the benchmark is the top-level package
+    benchmarks/, which imports course_utils and is never imported by it (nor by name, through importlib)."""
+    assert not (ROOT / "course_utils" / "benchmark").exists() and not (ROOT / "course_utils" / "benchmark.py").exists()
+    assert (ROOT / "benchmarks" / "__init__.py").is_file()
+    for path in (ROOT / "course_utils").rglob("*.py"):
+        names = {node.value for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Constant)}
+        by_name = {name for name in names if isinstance(name, str) and re.match(r"benchmarks(\.|$)", name)}
+        assert "benchmarks" not in imported_modules(path) and not by_name, f"{path.name} imports benchmarks"
 
 
 def collected(*args) -> list[str]:
@@ -203,7 +218,11 @@ def test_pytest_nbval_gets_the_options_of_make_test(monkeypatch):
 def test_every_subpackage_of_course_utils_is_installed():
     """A non-editable install copies only the listed packages: a new subpackage must be listed."""
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
-    on_disk = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "course_utils").rglob("__init__.py")}
+    roots = {name.split(".")[0] for name in listed}  # course_utils, and beside it benchmarks
+    assert {"course_utils", "benchmarks"} <= roots
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts) for root in roots for init in (ROOT / root).rglob("__init__.py")
+    }
     assert on_disk == listed, f"pyproject.toml [tool.setuptools] packages: {sorted(listed)}, on disk: {sorted(on_disk)}"
 
 

@@ -13,9 +13,10 @@ from unittest.mock import patch
 
 import torch
 
-from ..paths import CHECKPOINT_DIR_VARIABLE
-from ..recipes import cache_held_out_sets
-from ..train import default_width, pick_device
+from course_utils.paths import CHECKPOINT_DIR_VARIABLE
+from course_utils.recipes import cache_held_out_sets
+from course_utils.train import default_width, pick_device
+
 from .common import BenchmarkConfig, log
 from .curves import learning_curves
 from .machine import load_average, machine
@@ -91,7 +92,7 @@ def peer_comparison(
 def run_benchmark(
     config: BenchmarkConfig, peer_budget_factor: float = 1.0, save_partial: SavePartial | None = None
 ) -> dict:
-    """Every measurement for `config` (common.FULL or QUICK); returns the result (see the README).
+    """Every measurement for `config` (common.FULL or QUICK); returns the result (see docs/benchmark.md).
 
     peer_budget_factor: give the peers this many times the course's training time at "equal time"
     (1 = the same budget, the fair race; more shows how far they get with longer training).

@@ -1,7 +1,7 @@
 """How fast and how well the course runs on this machine, beside the tools learners would use instead.
 
-    python -m course_utils.benchmark            # make benchmark: the full run (see FULL in common.py)
-    python -m course_utils.benchmark --quick    # a smoke test of every part, in a few minutes (QUICK)
+    python -m benchmarks            # make benchmark: the full run (see FULL in common.py)
+    python -m benchmarks --quick    # a smoke test of every part, in a few minutes (QUICK)
 
 It measures, on the machine it runs on:
   1. every notebook in a fresh kernel, cold and warm: wall seconds and peak memory (notebooks.py);

@@ -1,4 +1,4 @@
-"""A benchmark result, read: the course's targets, the README's markdown tables, and the learning
+"""A benchmark result, read: the course's targets, the markdown tables of docs/benchmark.md, and the learning
 curves' figure. Everything here works on the result's JSON alone (no model is built)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..models import FCN_VARIANTS
+from course_utils.models import FCN_VARIANTS
 
 # ---------------------------------------------------------------------------- targets
 
@@ -196,7 +196,7 @@ def format_cell(key: str, row: dict) -> str:
 
 
 def comparison_markdown(rows: list[dict], curve_budget_s: float | None = None) -> str:
-    """The comparison rows as a markdown table (the README's)."""
+    """The comparison rows as a markdown table (docs/benchmark.md's)."""
     header = [title for _, title in COMPARISON_COLUMNS]
     if curve_budget_s is not None:
         header[-1] += f" (within {curve_budget_s:.0f} s)"
@@ -213,7 +213,7 @@ def course_quality_table(result: dict) -> str:
 
 
 def markdown_report(result: dict) -> str:
-    """The README's tables for one benchmark result: notebooks, speed, quality, and (when the
+    """The tables docs/benchmark.md shows for one benchmark result: notebooks, speed, quality, and (when the
     result has them) the comparison with the peers at equal time, equal steps and along the curves.
     A --notebooks-only result gives its notebooks' table and the course's quality."""
     if "peers" not in result:

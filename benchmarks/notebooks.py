@@ -8,8 +8,9 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..paths import course_notebooks
-from ..run_notebooks import execute_notebook
+from course_utils.paths import course_notebooks
+from course_utils.run_notebooks import execute_notebook
+
 from .common import log
 
 #: Appended to each notebook run: the kernel's peak resident memory in bytes (-1 where unknown).

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..data import NUM_CLASSES
-from ..models import count_parameters
+from course_utils.data import NUM_CLASSES
+from course_utils.models import count_parameters
+
 from .common import BenchmarkConfig, log
 from .quality import held_out_scenes, scene_miou, training_scenes
 from .speed import multiply_adds

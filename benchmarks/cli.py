@@ -1,6 +1,6 @@
-"""The command line: `python -m course_utils.benchmark [--quick] [--output JSON] ...` runs the
+"""The command line: `python -m benchmarks [--quick] [--output JSON] ...` runs the
 benchmark and writes its JSON and its curves' figure; `--table JSON` prints a stored result's
-README tables instead."""
+tables (those of docs/benchmark.md) instead."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..checkpoints import save_atomically
-from ..paths import DATA_DIR
+from course_utils.checkpoints import save_atomically
+from course_utils.paths import DATA_DIR
+
 from .common import FULL, QUICK, BenchmarkConfig, log
 from .report import markdown_report, plot_curves
 from .run import run_benchmark, run_notebooks_only
@@ -35,7 +36,7 @@ def positive_integer(text: str) -> int:
 def parser() -> argparse.ArgumentParser:
     """The options; see each one's help."""
     options = argparse.ArgumentParser(
-        prog="python -m course_utils.benchmark",
+        prog="python -m benchmarks",
         description="How fast and how well the course runs on this machine, beside the tools learners use instead.",
     )
     options.add_argument("--quick", action="store_true", help="smoke test: notebooks 1-2, small recipes, short curves")
@@ -73,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
         "curves); default output data/benchmark-notebooks.json",
     )
     options.add_argument(
-        "--table", type=Path, metavar="JSON", help="print the README tables of a stored result, and stop"
+        "--table", type=Path, metavar="JSON", help="print a stored result's tables (as in docs/benchmark.md), and stop"
     )
     return options
 

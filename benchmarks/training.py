@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..train import make_loader, make_optimizer, seed_everything, training_step
+from course_utils.train import make_loader, make_optimizer, seed_everything, training_step
+
 from .common import synchronize
 from .speed import best_seconds
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import torch
 
-from ..train import pick_device
+from course_utils.train import pick_device
 
 #: CPU instruction-set extensions that change how fast (and, in the last bits, what) torch computes.
 CPU_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 BF16", "amx_tile": "AMX"}
 #: Environment variables that change which of them torch uses: ATen's own kernels, oneDNN (the
 #: convolutions) and MKL (torch.mm and nn.Linear) each read their own; OMP_NUM_THREADS, the threads.
-#: Emulating an AVX2 CPU on an AVX-512 one takes the first three (see the README, "Benchmark").
+#: Emulating an AVX2 CPU on an AVX-512 one takes the first three (see docs/benchmark.md).
 ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS")
 
 

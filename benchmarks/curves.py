@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import torch
 
-from ..models import count_parameters
-from ..recipes import start_segmenter, training_stages
+from course_utils.models import count_parameters
+from course_utils.recipes import start_segmenter, training_stages
+
 from .common import BenchmarkConfig, log
 from .peers import PEERS, MissingPeer, Peer, build_peer
 from .quality import held_out_scorer, training_scenes

@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 from torch.utils.data import TensorDataset
 
-from ..data import CLASSES
-from ..models import FCN_VARIANTS, VGG11FCN, count_parameters
-from ..recipes import (
+from course_utils.data import CLASSES
+from course_utils.models import FCN_VARIANTS, VGG11FCN, count_parameters
+from course_utils.recipes import (
     SCENE_TEST_DATA_SEED,
     SCENE_VAL_DATA_SEED,
     TEST_DATA_SEED,
@@ -22,8 +22,9 @@ from ..recipes import (
     trained_segmenter,
     training_stages,
 )
-from ..segment import choose_threshold, scores_to_mask, segmentation_report
-from ..train import evaluate, predict
+from course_utils.segment import choose_threshold, scores_to_mask, segmentation_report
+from course_utils.train import evaluate, predict
+
 from .common import TEST_SCENES, VAL_SCENES, BenchmarkConfig
 from .speed import multiply_adds
 

@@ -12,10 +12,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..data import NUM_CLASSES
-from ..models import VGG11Classifier
-from ..recipes import CLASSIFIER_RECIPE, TEST_DATA_SEED, shapes_split
-from ..train import default_width, eval_mode, make_loader, train_one_epoch
+from course_utils.data import NUM_CLASSES
+from course_utils.models import VGG11Classifier
+from course_utils.recipes import CLASSIFIER_RECIPE, TEST_DATA_SEED, shapes_split
+from course_utils.train import default_width, eval_mode, make_loader, train_one_epoch
+
 from .common import FULL_WIDTH, SCENE_SIZE, BenchmarkConfig, log, synchronize
 
 

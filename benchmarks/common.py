@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..recipes import CLASSIFIER_RECIPE, SEGMENTER_RECIPES, ClassifierRecipe, SegmenterRecipe
+from course_utils.recipes import CLASSIFIER_RECIPE, SEGMENTER_RECIPES, ClassifierRecipe, SegmenterRecipe
 
 #: Notebook 5's held-out scenes: 200 test scenes (every mIoU here), 100 validation scenes (the
 #: converted classifier's threshold). Each is 128x128 pixels.

@@ -1,6 +1,0 @@
-"""`python -m course_utils.benchmark`: the command line (cli.py)."""
-
-from .cli import main
-
-if __name__ == "__main__":
-    main()
