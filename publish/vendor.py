@@ -126,7 +126,7 @@ def vendored(key: str, fetch=urllib.request.urlopen) -> Path:
         raise VendorError(
             f"could not download {package.name}@{package.version} from the npm registry ({package.url}): "
             f"{error}. The site and the slides need it once; afterwards they build offline "
-            f"from {package.folder.relative_to(ROOT)}."
+            f"from {package.folder}."
         ) from None
     check_integrity(data, package.integrity)
     unpack(data, package.folder)

@@ -171,11 +171,10 @@ def test_the_dark_mode_switch_turns_the_page_dark(site_browser):
     with offline_page(browser, blocked) as page:
         page.goto(f"{base}/notebooks/04_classifier_to_fcn.html")
         page.wait_for_load_state("load")
-        switch = page.locator("button.theme-switch-button").first
-        for _ in range(3):  # the switch cycles light -> dark -> auto
-            if page.evaluate("document.documentElement.dataset.theme") == "dark":
-                break
-            switch.click()
+        page.locator("button.theme-switch-button").click()  # opens the colour-mode menu
+        page.locator("button.theme-change-button[data-mode=dark]").click()
+        page.keyboard.press("Escape")  # close the menu before the screenshot
+        page.mouse.move(640, 700)
         assert page.evaluate("document.documentElement.dataset.theme") == "dark"
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         red, green, blue = (int(value) for value in re.findall(r"\d+", background)[:3])
