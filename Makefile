@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 COURSE_STAMP := $(VENV)/.installed-course
 DEV_STAMP    := $(VENV)/.installed-dev
 
-.PHONY: setup setup-dev lab lint test unit notebooks execute student grade warm test-browser benchmark benchmark-notebooks benchmark-quick clean-data
+.PHONY: site setup setup-dev lab lint test unit notebooks execute student grade warm test-browser benchmark benchmark-notebooks benchmark-quick clean-data
 
 setup: $(COURSE_STAMP)  ## create .venv (if missing) and install the course: the package and the notebooks' tools
 setup-dev: $(DEV_STAMP)  ## the course, plus what developers and CI need: tests, linter, the benchmark's peers
@@ -64,19 +64,22 @@ warm: setup  ## train and cache every checkpoint the notebooks use, so each runs
 
 benchmark: setup-dev  ## speed and quality vs Unet, fcn_resnet50, an equal-size Unet; learning curves (about 2 hours on 2 AVX2 cores); data/benchmark.json + -curves.png
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
-	$(BIN)/python -m course_utils.benchmark
+	$(BIN)/python -m benchmarks
 
 benchmark-notebooks: setup-dev  ## only the notebooks, cold and warm, and the course's quality (about 10 minutes on 2 AVX2 cores); data/benchmark-notebooks.json
-	$(BIN)/python -m course_utils.benchmark --notebooks-only
+	$(BIN)/python -m benchmarks --notebooks-only
 
 benchmark-quick: setup-dev  ## the same, small (about 10 minutes on 2 cores): a smoke test; writes data/benchmark-quick.json + -curves.png
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[benchmark]"
-	$(BIN)/python -m course_utils.benchmark --quick
+	$(BIN)/python -m benchmarks --quick
 
 # Everything in data/ but the files git tracks there (.gitignore's exceptions: the README and the
 # reference benchmark runs).
 clean-data:  ## delete generated checkpoints and caches (the notebooks recreate them); keeps a downloaded dataset
 	find data -mindepth 1 -maxdepth 1 ! -name README.md ! -name benchmark.json ! -name benchmark-curves.png ! -name benchmark-notebooks.json ! -name oxford-iiit-pet -exec rm -rf {} +
+
+site: setup-dev  ## the course as a website in build/site/ (Sphinx + myst-nb, from the stored outputs; works offline once built)
+	$(BIN)/python -m publish.site
 
 execute: setup-dev  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
 	$(BIN)/python -m course_utils.run_notebooks

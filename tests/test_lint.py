@@ -24,7 +24,7 @@ def test_ruff_sees_the_package_and_the_tests():
         pytest.skip("ruff is in the lint extra")
     listed = subprocess.run([RUFF, "check", "--show-files"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     files = {Path(line).resolve() for line in listed.stdout.splitlines() if line.endswith(".py")}
-    expected = {
-        p.resolve() for p in [*ROOT.glob("course_utils/**/*.py"), *ROOT.glob("tests/**/*.py"), ROOT / "conftest.py"]
-    }
+    packages = ["course_utils", "benchmarks", "publish", "tests"]
+    expected = {p.resolve() for package in packages for p in ROOT.glob(f"{package}/**/*.py")}
+    expected |= {ROOT / "conftest.py", ROOT / "docs" / "conf.py"}
     assert expected <= files, sorted(str(p.relative_to(ROOT)) for p in expected - files)
