@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 COURSE_STAMP := $(VENV)/.installed-course
 DEV_STAMP    := $(VENV)/.installed-dev
 
-.PHONY: site setup setup-dev lab lint test unit notebooks execute student grade warm test-browser benchmark benchmark-notebooks benchmark-quick clean-data
+.PHONY: site slides setup setup-dev lab lint test unit notebooks execute student grade warm test-browser benchmark benchmark-notebooks benchmark-quick clean-data
 
 setup: $(COURSE_STAMP)  ## create .venv (if missing) and install the course: the package and the notebooks' tools
 setup-dev: $(DEV_STAMP)  ## the course, plus what developers and CI need: tests, linter, the benchmark's peers
@@ -80,6 +80,9 @@ clean-data:  ## delete generated checkpoints and caches (the notebooks recreate 
 
 site: setup-dev  ## the course as a website in build/site/ (Sphinx + myst-nb, from the stored outputs; works offline once built)
 	$(BIN)/python -m publish.site
+
+slides: setup  ## lecture slides of notebooks 1-6 in build/slides/ (reveal.js, from the stored outputs; works offline once built)
+	$(BIN)/python -m publish.slides
 
 execute: setup-dev  ## re-run every notebook in a fresh kernel and store its outputs (before committing)
 	$(BIN)/python -m course_utils.run_notebooks
