@@ -20,6 +20,8 @@ _EXPORTS = {
     "VGG11Backbone": "models",
     "VGG11Classifier": "models",
     "VGG11FCN": "models",
+    "set_language": "i18n",
+    "tr": "i18n",
 }
 
 __all__ = list(_EXPORTS)

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from . import data
 from .checkpoints import save_atomically, tensors_digest
 from .data import materialize
+from .i18n import tr
 from .paths import dataset_cache_dir
 
 #: Changes whenever data.py does, so that data drawn by an older generator is never reused.
@@ -70,14 +71,26 @@ def _stored_tensors(path: Path, dataset: Dataset) -> list[torch.Tensor] | None:
             return None
         tensors, count = stored["tensors"], stored["count"]
         if count != len(dataset) or any(len(tensor) != count for tensor in tensors):
-            problem = f"holds {[len(t) for t in tensors]} items where the dataset has {len(dataset)}"
+            message = tr(
+                "The dataset cache {path} holds {counts} items where the dataset has {length}: drawing it again.",
+                path=path,
+                counts=[len(t) for t in tensors],
+                length=len(dataset),
+            )
         elif stored["digest"] != _digest_of(tensors):
-            problem = "does not match its digest (its bytes were changed)"
+            message = tr(
+                "The dataset cache {path} does not match its digest (its bytes were changed): drawing it again.",
+                path=path,
+            )
         else:
             return tensors
     except Exception as error:  # truncated, not a PyTorch file, a field missing
-        problem = f"cannot be read ({type(error).__name__})"
-    warnings.warn(f"The dataset cache {path} {problem}: drawing it again.", stacklevel=3)
+        message = tr(
+            "The dataset cache {path} cannot be read ({error}): drawing it again.",
+            path=path,
+            error=type(error).__name__,
+        )
+    warnings.warn(message, stacklevel=3)
     return None
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .i18n import tr
 from .paths import REPO_ROOT
 
 CHECKPOINT_FORMAT = 1
@@ -32,7 +33,7 @@ class CheckpointError(RuntimeError):
     def __init__(self, path, problem: str, remedy: str):
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"checkpoint {self.path}: {problem}. {remedy}")
+        super().__init__(tr("checkpoint {path}: {problem}. {remedy}", path=self.path, problem=problem, remedy=remedy))
 
 
 def tensors_digest(tensors: dict) -> str:
@@ -81,34 +82,52 @@ def load_checkpoint(path, model: nn.Module, config: dict | None = None) -> dict:
     another model class, configuration or weight shapes. The model is left untouched then.
     """
     path = Path(path)
-    retrain = f"Delete {path.name} and run the notebook that trains it again (or use load_or_train)."
+    retrain = tr("Delete {name} and run the notebook that trains it again (or use load_or_train).", name=path.name)
     if not path.is_file():
         raise CheckpointError(
-            path, "no such file", "Run the notebook that trains this model first, or use load_or_train."
+            path, tr("no such file"), tr("Run the notebook that trains this model first, or use load_or_train.")
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, random bytes, pickled code refused by weights_only
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({type(error).__name__})", retrain) from None
+        raise CheckpointError(
+            path, tr("not a readable PyTorch checkpoint ({error})", error=type(error).__name__), retrain
+        ) from None
     missing = [field for field in CHECKPOINT_FIELDS if not isinstance(payload, dict) or field not in payload]
     if missing == list(CHECKPOINT_FIELDS):  # a bare state_dict, or anything else torch can save
-        raise CheckpointError(path, "not written by course_utils.save_checkpoint", retrain)
+        raise CheckpointError(path, tr("not written by course_utils.save_checkpoint"), retrain)
     if "format" in payload and payload["format"] != CHECKPOINT_FORMAT:
         raise CheckpointError(
             path,
-            f"written in checkpoint format {payload['format']!r}, this course reads format {CHECKPOINT_FORMAT}",
+            tr(
+                "written in checkpoint format {format!r}, this course reads format {expected}",
+                format=payload["format"],
+                expected=CHECKPOINT_FORMAT,
+            ),
             retrain,
         )
     if missing:
         fields = ", ".join(map(repr, missing))
-        raise CheckpointError(path, f"a course checkpoint without its field(s) {fields}", retrain)
+        raise CheckpointError(path, tr("a course checkpoint without its field(s) {fields}", fields=fields), retrain)
     if payload["model"] != type(model).__name__:
-        raise CheckpointError(path, f"holds a {payload['model']}, not a {type(model).__name__}", retrain)
+        raise CheckpointError(
+            path,
+            tr("holds a {stored}, not a {expected}", stored=payload["model"], expected=type(model).__name__),
+            retrain,
+        )
     if config is not None and payload["config"] != dict(config):
-        raise CheckpointError(path, f"was made with {payload['config']}, but this model needs {dict(config)}", retrain)
+        raise CheckpointError(
+            path,
+            tr(
+                "was made with {stored}, but this model needs {expected}",
+                stored=payload["config"],
+                expected=dict(config),
+            ),
+            retrain,
+        )
     problem = _state_dict_mismatch(model.state_dict(), payload["state_dict"])
     if problem:  # checked before loading, so a failed load leaves the model untouched
-        raise CheckpointError(path, f"weights do not fit the model ({problem})", retrain)
+        raise CheckpointError(path, tr("weights do not fit the model ({problem})", problem=problem), retrain)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return payload["history"]
@@ -119,12 +138,17 @@ def _state_dict_mismatch(expected: dict, stored: dict) -> str:
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
     if missing:
-        return f"missing {missing[0]!r}"
+        return tr("missing {key!r}", key=missing[0])
     if unexpected:
-        return f"unexpected {unexpected[0]!r}"
+        return tr("unexpected {key!r}", key=unexpected[0])
     for key, tensor in expected.items():
         if tuple(stored[key].shape) != tuple(tensor.shape):
-            return f"{key!r} has shape {tuple(stored[key].shape)}, the model needs {tuple(tensor.shape)}"
+            return tr(
+                "{key!r} has shape {stored}, the model needs {expected}",
+                key=key,
+                stored=tuple(stored[key].shape),
+                expected=tuple(tensor.shape),
+            )
     return ""
 
 
@@ -150,14 +174,22 @@ def load_or_train(
         if not retrain:
             raise
         if verbose:
-            reason = "none found" if not path.exists() else f"the saved one is unusable: {error.problem}"
-            print(f"Training a new model ({reason}); it will be saved to {_short(path)}.")
+            if not path.exists():
+                print(tr("Training a new model (none found); it will be saved to {path}.", path=_short(path)))
+            else:
+                print(
+                    tr(
+                        "Training a new model (the saved one is unusable: {problem}); it will be saved to {path}.",
+                        problem=error.problem,
+                        path=_short(path),
+                    )
+                )
         history = train(model)
         save_checkpoint(path, model, config, history)
         model.eval()
         return history
     if verbose:
-        print(f"Loaded the trained model from {_short(path)}.")
+        print(tr("Loaded the trained model from {path}.", path=_short(path)))
     return history
 
 

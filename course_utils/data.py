@@ -35,6 +35,7 @@ import torch
 from matplotlib.path import Path
 from torch.utils.data import DataLoader, Dataset
 
+from .i18n import tr
 from .progress import progress_bar
 
 CLASSES = ("circle", "triangle", "square", "star", "cross", "ring", "crescent")
@@ -55,7 +56,7 @@ MIN_CONTRAST = 0.3
 def class_index(name: str) -> int:
     """Index of a class name in CLASSES, e.g. class_index("star") == 3."""
     if name not in CLASSES:
-        raise ValueError(f"unknown class {name!r}; valid names are {', '.join(CLASSES)}")
+        raise ValueError(tr("unknown class {name!r}; valid names are {names}", name=name, names=", ".join(CLASSES)))
     return CLASSES.index(name)
 
 
@@ -286,23 +287,25 @@ def ignore_boundary(mask: torch.Tensor, width: int) -> torch.Tensor:
 
 def _check_integer(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(tr("{name} must be an integer, got {value!r}", name=name, value=value))
     if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise ValueError(tr("{name} must be at least {minimum}, got {value}", name=name, minimum=minimum, value=value))
     return int(value)
 
 
 def _check_num_samples(num_samples) -> int:
     if not isinstance(num_samples, bool) and isinstance(num_samples, numbers.Integral) and num_samples < 1:
-        raise ValueError(f"a dataset needs at least one sample, got {num_samples}")
+        raise ValueError(tr("a dataset needs at least one sample, got {num_samples}", num_samples=num_samples))
     return _check_integer("num_samples", num_samples, 1)
 
 
 def _check_index(index, length: int) -> int:
     if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-        raise TypeError(f"index must be an integer, got {index!r}")
+        raise TypeError(tr("index must be an integer, got {index!r}", index=index))
     if not -length <= index < length:
-        raise IndexError(f"index {index} is out of range for a dataset of {length} samples")
+        raise IndexError(
+            tr("index {index} is out of range for a dataset of {length} samples", index=index, length=length)
+        )
     return int(index) % length
 
 
@@ -387,16 +390,20 @@ class ShapesScenes(Dataset):
         self.num_samples = _check_num_samples(num_samples)
         if isinstance(image_size, (tuple, list)):
             if len(image_size) != 2:
-                raise ValueError(f"image_size must be an int or an (H, W) pair, got {image_size!r}")
-            self.height = _check_integer("image height", image_size[0], MIN_IMAGE_SIZE)
-            self.width = _check_integer("image width", image_size[1], MIN_IMAGE_SIZE)
+                raise ValueError(
+                    tr("image_size must be an int or an (H, W) pair, got {image_size!r}", image_size=image_size)
+                )
+            self.height = _check_integer(tr("image height"), image_size[0], MIN_IMAGE_SIZE)
+            self.width = _check_integer(tr("image width"), image_size[1], MIN_IMAGE_SIZE)
         else:
             self.height = self.width = _check_integer("image_size", image_size, MIN_IMAGE_SIZE)
         self.seed = _check_integer("seed", seed, 0)
         self.object_scale = _check_integer("object_scale", object_scale, MIN_IMAGE_SIZE)
         if isinstance(num_objects, (tuple, list)):
             if len(num_objects) != 2:
-                raise ValueError(f"num_objects must be an int or a (min, max) pair, got {num_objects!r}")
+                raise ValueError(
+                    tr("num_objects must be an int or a (min, max) pair, got {num_objects!r}", num_objects=num_objects)
+                )
             low, high = num_objects
         else:
             low = high = num_objects
@@ -411,14 +418,21 @@ class ShapesScenes(Dataset):
     def _check_objects_fit(self) -> None:
         if self.max_objects > NUM_CLASSES:
             raise ValueError(
-                f"num_objects can be at most {NUM_CLASSES}: each object of a "
-                f"scene has a different class, got {self.max_objects}"
+                tr(
+                    "num_objects can be at most {most}: each object of a scene has a different class, got {got}",
+                    most=NUM_CLASSES,
+                    got=self.max_objects,
+                )
             )
         smallest, largest = (f * self.object_scale for f in RADIUS_RANGE)
         if 2 * (largest + BORDER_MARGIN) > min(self.height, self.width):
             raise ValueError(
-                f"object_scale={self.object_scale} is too large for an image of "
-                f"{self.height}x{self.width}: objects would not fit"
+                tr(
+                    "object_scale={object_scale} is too large for an image of {height}x{width}: objects would not fit",
+                    object_scale=self.object_scale,
+                    height=self.height,
+                    width=self.width,
+                )
             )
         # Generous rule so rejection sampling succeeds quickly: a grid of cells that each hold
         # one smallest object must have at least twice as many cells as objects.
@@ -426,9 +440,15 @@ class ShapesScenes(Dataset):
         cells = int(self.height // cell) * int(self.width // cell)
         if 2 * self.max_objects > cells:
             raise ValueError(
-                f"{self.max_objects} objects at object_scale={self.object_scale} "
-                f"do not fit in a {self.height}x{self.width} image; use fewer "
-                f"objects (at most {cells // 2}) or a larger image"
+                tr(
+                    "{count} objects at object_scale={object_scale} do not fit in a {height}x{width} image; "
+                    "use fewer objects (at most {most}) or a larger image",
+                    count=self.max_objects,
+                    object_scale=self.object_scale,
+                    height=self.height,
+                    width=self.width,
+                    most=cells // 2,
+                )
             )
 
     def __len__(self) -> int:
@@ -468,7 +488,7 @@ class ShapesScenes(Dataset):
                     break  # this object found no room: start the layout again
             if len(shapes) == count:
                 return shapes
-        raise RuntimeError("could not place the objects; use fewer objects or a larger image")
+        raise RuntimeError(tr("could not place the objects; use fewer objects or a larger image"))
 
     def shapes(self, index: int) -> list[Shape]:
         """The objects of scene index: class, centre, radius and angle of each."""
@@ -522,11 +542,11 @@ def materialize(dataset: Dataset, progress: bool = False, workers: int | None = 
     workers: processes that draw the items (a DataLoader's workers); None picks drawing_workers(N).
     """
     if len(dataset) == 0:
-        raise ValueError("cannot materialize an empty dataset (0 samples)")
+        raise ValueError(tr("cannot materialize an empty dataset (0 samples)"))
     workers = drawing_workers(len(dataset)) if workers is None else workers
     loader = DataLoader(dataset, batch_size=DRAWING_BATCH, num_workers=workers)  # batches in index order
     columns = None
-    with progress_bar(len(dataset), "drawing samples", "img", disable=not progress) as bar:
+    with progress_bar(len(dataset), tr("drawing samples"), "img", disable=not progress) as bar:
         for start, batch in zip(range(0, len(dataset), DRAWING_BATCH), loader):
             if columns is None:
                 columns = [torch.empty((len(dataset), *value.shape[1:]), dtype=value.dtype) for value in batch]
@@ -546,11 +566,11 @@ def bounding_box(mask: torch.Tensor) -> torch.Tensor:
     """
     mask = torch.as_tensor(mask)
     if mask.dim() not in (2, 3):
-        raise ValueError(f"mask must be (H, W) or (N, H, W), got shape {tuple(mask.shape)}")
+        raise ValueError(tr("mask must be (H, W) or (N, H, W), got shape {shape}", shape=tuple(mask.shape)))
     objects = (mask != 0) & (mask != IGNORE_INDEX)
     batch = objects if mask.dim() == 3 else objects[None]  # (N, H, W)
     if not batch.flatten(1).any(dim=1).all():
-        raise ValueError("mask has no object pixels: the bounding box is undefined")
+        raise ValueError(tr("mask has no object pixels: the bounding box is undefined"))
     rows, cols = batch.any(dim=2), batch.any(dim=1)  # (N, H): row holds an object pixel; (N, W)
 
     def first_and_last(hits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -534,6 +534,14 @@ def could_not_run_cause(plan: Plan, exercise: Exercise, check: int) -> str:
     return f"the check raised {ename}: {evalue}"
 
 
+def not_written_markers() -> list[str]:
+    """How a self-check starts its "not written yet" message, in each edition's language."""
+    from .checks._common import NOT_WRITTEN as CHECK_NOT_WRITTEN
+    from .i18n import in_every_language
+
+    return [text.split(":")[0] for text in in_every_language(CHECK_NOT_WRITTEN).values()]
+
+
 def judge(plan: Plan, exercise: Exercise, stop: Stop | None) -> tuple[str, str]:
     """(status, message) of one exercise from its executed check cell."""
     check = plan.index(exercise.check_id)
@@ -552,7 +560,7 @@ def judge(plan: Plan, exercise: Exercise, stop: Stop | None) -> tuple[str, str]:
         return FAILED, f"the self-check reported no pass (it printed: {shown})"
     ename, evalue = error
     if ename == "SelfCheckError":
-        status = NOT_WRITTEN if "not written yet" in evalue else FAILED
+        status = NOT_WRITTEN if any(marker in evalue for marker in not_written_markers()) else FAILED
         return status, f"{evalue} {note}".strip()
     return COULD_NOT_RUN, f"{could_not_run_cause(plan, exercise, check)} {note}".strip()
 

@@ -43,6 +43,7 @@ one, and classes absent from an image would change which classes get averaged.
 import torch
 
 from .data import IGNORE_INDEX
+from .i18n import tr
 
 __all__ = [
     "confusion_matrix",
@@ -63,32 +64,45 @@ __all__ = [
 def _check_labels(pred, target):
     """Check that pred and target are integer label tensors of the same shape."""
     if not isinstance(pred, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise ValueError("pred and target must be torch tensors")
+        raise ValueError(tr("pred and target must be torch tensors"))
     if pred.is_floating_point() or pred.is_complex():
         raise ValueError(
-            f"pred must hold integer class labels, got dtype {pred.dtype}. "
-            "If you have scores of shape (N, C, H, W), take "
-            "pred = scores.argmax(dim=1) first."
+            tr(
+                "pred must hold integer class labels, got dtype {dtype}. "
+                "If you have scores of shape (N, C, H, W), take "
+                "pred = scores.argmax(dim=1) first.",
+                dtype=pred.dtype,
+            )
         )
     if target.is_floating_point() or target.is_complex():
-        raise ValueError(f"target must hold integer class labels, got dtype {target.dtype}")
+        raise ValueError(tr("target must hold integer class labels, got dtype {dtype}", dtype=target.dtype))
     if pred.shape != target.shape:
         raise ValueError(
-            f"pred and target must have the same shape, got pred {tuple(pred.shape)} and target {tuple(target.shape)}"
+            tr(
+                "pred and target must have the same shape, got pred {pred_shape} and target {target_shape}",
+                pred_shape=tuple(pred.shape),
+                target_shape=tuple(target.shape),
+            )
         )
     if pred.device != target.device:
-        raise ValueError(f"pred and target must be on the same device, got {pred.device} and {target.device}")
+        raise ValueError(
+            tr(
+                "pred and target must be on the same device, got {pred_device} and {target_device}",
+                pred_device=pred.device,
+                target_device=target.device,
+            )
+        )
 
 
 def _check_confusion(cm):
     if not isinstance(cm, torch.Tensor) or cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         shape = tuple(cm.shape) if isinstance(cm, torch.Tensor) else type(cm).__name__
-        raise ValueError(f"cm must be a square (C, C) matrix, got {shape}")
+        raise ValueError(tr("cm must be a square (C, C) matrix, got {shape}", shape=shape))
 
 
 def _check_num_classes(num_classes):
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+        raise ValueError(tr("num_classes must be an integer >= 1, got {num_classes!r}", num_classes=num_classes))
 
 
 # ---------------------------------------------------------------------------
@@ -116,8 +130,19 @@ def scored_labels(pred, target, num_classes, ignore_index=IGNORE_INDEX):
         low, high = torch.aminmax(labels) if labels.numel() else (0, 0)
         if low < 0 or high >= num_classes:
             bad = labels[valid & ((labels < 0) | (labels >= num_classes))].unique().tolist()
-            not_ignored = f" that are not ignore_index={ignore_index}" if name == "target" else ""
-            raise ValueError(f"{name} has values {bad} outside [0, {num_classes}){not_ignored}")
+            if name == "target":
+                raise ValueError(
+                    tr(
+                        "target has values {values} outside [0, {num_classes}) "
+                        "that are not ignore_index={ignore_index}",
+                        values=bad,
+                        num_classes=num_classes,
+                        ignore_index=ignore_index,
+                    )
+                )
+            raise ValueError(
+                tr("pred has values {values} outside [0, {num_classes})", values=bad, num_classes=num_classes)
+            )
     return valid, t, p
 
 
@@ -163,7 +188,7 @@ def pixel_accuracy(pred, target, ignore_index=IGNORE_INDEX):
     valid = target != ignore_index
     num_valid = int(valid.sum())
     if num_valid == 0:
-        raise ValueError("no pixels to score: every target pixel is ignore_index")
+        raise ValueError(tr("no pixels to score: every target pixel is ignore_index"))
     num_correct = int(((pred == target) & valid).sum())
     return num_correct / num_valid
 

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import MIN_IMAGE_SIZE  # smallest image side: pool1..pool5 halve it five times
+from .i18n import tr
 
 #: Channels per conv layer at width 64 ("M" is a 2x2 max pool). Same as torchvision's VGG11
 #: configuration "A" without the final pool, which the classifier adds as `pool5`.
@@ -48,27 +49,67 @@ def _require_positive_int(name: str, value) -> int:
         whole = (isinstance(value, float) and value.is_integer() and value >= 1) or (
             isinstance(value, str) and value.isdigit() and int(value) >= 1
         )
-        hint = f": pass {name}={int(float(value))}" if whole else ""
-        raise ValueError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__}){hint}")
+        if whole:
+            raise ValueError(
+                tr(
+                    "{name} must be a positive integer, got {value!r} ({type}): pass {name}={whole}",
+                    name=name,
+                    value=value,
+                    type=type(value).__name__,
+                    whole=int(float(value)),
+                )
+            )
+        raise ValueError(
+            tr(
+                "{name} must be a positive integer, got {value!r} ({type})",
+                name=name,
+                value=value,
+                type=type(value).__name__,
+            )
+        )
     return int(value)
 
 
 def require_images(x: torch.Tensor, min_size: int = MIN_IMAGE_SIZE, channels: int = 3) -> None:
     """Raise a clear ValueError unless x is a float batch of images (N, channels, H, W), H, W >= min_size."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"expected a torch.Tensor of images, got {type(x).__name__}")
+        raise ValueError(tr("expected a torch.Tensor of images, got {type}", type=type(x).__name__))
+    if x.dim() == 3:
+        raise ValueError(
+            tr(
+                "expected a batch of images shaped (N, {channels}, H, W), got shape {shape}"
+                " (a single image? add a batch dimension with x.unsqueeze(0))",
+                channels=channels,
+                shape=tuple(x.shape),
+            )
+        )
     if x.dim() != 4:
-        hint = " (a single image? add a batch dimension with x.unsqueeze(0))" if x.dim() == 3 else ""
-        raise ValueError(f"expected a batch of images shaped (N, {channels}, H, W), got shape {tuple(x.shape)}{hint}")
+        raise ValueError(
+            tr(
+                "expected a batch of images shaped (N, {channels}, H, W), got shape {shape}",
+                channels=channels,
+                shape=tuple(x.shape),
+            )
+        )
     if x.shape[1] != channels:
         raise ValueError(
-            f"expected {channels} colour channels in dimension 1, got shape {tuple(x.shape)}"
-            " (channels-last images need x.permute(0, 3, 1, 2))"
+            tr(
+                "expected {channels} colour channels in dimension 1, got shape {shape}"
+                " (channels-last images need x.permute(0, 3, 1, 2))",
+                channels=channels,
+                shape=tuple(x.shape),
+            )
         )
     if min(x.shape[-2:]) < min_size:
-        raise ValueError(f"images must be at least {min_size}x{min_size} pixels, got {tuple(x.shape[-2:])}")
+        raise ValueError(
+            tr(
+                "images must be at least {min_size}x{min_size} pixels, got {size}",
+                min_size=min_size,
+                size=tuple(x.shape[-2:]),
+            )
+        )
     if not x.is_floating_point():
-        raise ValueError(f"expected float images (e.g. x.float() / 255), got dtype {x.dtype}")
+        raise ValueError(tr("expected float images (e.g. x.float() / 255), got dtype {dtype}", dtype=x.dtype))
 
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -158,11 +199,15 @@ def copy_fc_to_conv(fc: nn.Linear, conv: nn.Conv2d) -> None:
     expected = (fc.out_features, fc.in_features, 1, 1)
     if tuple(conv.weight.shape) != expected:
         raise ValueError(
-            f"conv weight must have shape {expected} to hold fc weight {tuple(fc.weight.shape)}, "
-            f"got {tuple(conv.weight.shape)}"
+            tr(
+                "conv weight must have shape {expected} to hold fc weight {fc_shape}, got {got}",
+                expected=expected,
+                fc_shape=tuple(fc.weight.shape),
+                got=tuple(conv.weight.shape),
+            )
         )
     if (fc.bias is None) != (conv.bias is None):
-        raise ValueError("fc and conv must both have a bias or both have none")
+        raise ValueError(tr("fc and conv must both have a bias or both have none"))
     with torch.no_grad():
         conv.weight.copy_(fc.weight.reshape(expected))
         if fc.bias is not None:
@@ -175,20 +220,33 @@ def _require_classifier(classifier) -> nn.Linear:
     for name in ("backbone", "fc_out"):
         if not hasattr(classifier, name):
             raise ValueError(
-                f"from_classifier needs a VGG11Classifier (with .backbone and .fc_out), "
-                f"got {type(classifier).__name__} without .{name}"
+                tr(
+                    "from_classifier needs a VGG11Classifier (with .backbone and .fc_out), "
+                    "got {type} without .{attribute}",
+                    type=type(classifier).__name__,
+                    attribute=name,
+                )
             )
     backbone, fc = classifier.backbone, classifier.fc_out
     if not isinstance(backbone, VGG11Backbone) or not isinstance(fc, nn.Linear):
         raise ValueError(
-            "from_classifier needs a VGG11Classifier whose .backbone is a VGG11Backbone and .fc_out an "
-            f"nn.Linear, got {type(backbone).__name__} and {type(fc).__name__}"
+            tr(
+                "from_classifier needs a VGG11Classifier whose .backbone is a VGG11Backbone and .fc_out an "
+                "nn.Linear, got {backbone_type} and {fc_type}",
+                backbone_type=type(backbone).__name__,
+                fc_type=type(fc).__name__,
+            )
         )
     if fc.in_features != backbone.out_channels:
         raise ValueError(
-            f"classifier.fc_out expects {fc.in_features} input features but the backbone "
-            f"gives {backbone.out_channels} channels (width {backbone.width}): build fc_out as "
-            f"nn.Linear({backbone.out_channels}, num_classes)"
+            tr(
+                "classifier.fc_out expects {in_features} input features but the backbone "
+                "gives {channels} channels (width {width}): build fc_out as "
+                "nn.Linear({channels}, num_classes)",
+                in_features=fc.in_features,
+                channels=backbone.out_channels,
+                width=backbone.width,
+            )
         )
     return fc
 
@@ -312,9 +370,15 @@ def match_size(x: torch.Tensor, size, max_difference: int | None = None) -> torc
         difference = max(abs(x.shape[-2] - height), abs(x.shape[-1] - width))
         if difference > max_difference:
             raise ValueError(
-                f"match_size: a map of size {tuple(x.shape[-2:])} is {difference} pixels away from "
-                f"size {(height, width)}, more than pooling's rounding can cause (max_difference="
-                f"{max_difference}): check the upsampling factor that produced it"
+                tr(
+                    "match_size: a map of size {size} is {difference} pixels away from "
+                    "size {target}, more than pooling's rounding can cause (max_difference="
+                    "{max_difference}): check the upsampling factor that produced it",
+                    size=tuple(x.shape[-2:]),
+                    difference=difference,
+                    target=(height, width),
+                    max_difference=max_difference,
+                )
             )
     x = x[..., :height, :width]
     pad_h, pad_w = height - x.shape[-2], width - x.shape[-1]
@@ -340,7 +404,9 @@ class VGG11SkipFCN(nn.Module):
     def __init__(self, num_classes: int = 8, width: int = 64, variant: str = "8s"):
         super().__init__()
         if variant not in FCN_VARIANTS:
-            raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
+            raise ValueError(
+                tr("variant must be one of {variants}, got {variant!r}", variants=FCN_VARIANTS, variant=variant)
+            )
         num_classes = _require_positive_int("num_classes", num_classes)
         width = _require_positive_int("width", width)
         self.num_classes, self.width, self.variant = num_classes, width, variant
@@ -404,13 +470,19 @@ class VGG11SkipFCN(nn.Module):
         and train/eval mode; a model that is not a coarser VGG11SkipFCN raises ValueError.
         """
         if not isinstance(coarser, VGG11SkipFCN):
-            raise ValueError(f"from_coarser needs a VGG11SkipFCN, got {type(coarser).__name__}")
+            raise ValueError(tr("from_coarser needs a VGG11SkipFCN, got {type}", type=type(coarser).__name__))
         if variant not in FCN_VARIANTS:
-            raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
+            raise ValueError(
+                tr("variant must be one of {variants}, got {variant!r}", variants=FCN_VARIANTS, variant=variant)
+            )
         if FCN_STRIDES[variant] >= coarser.stride:
             raise ValueError(
-                f"FCN-{variant} is not finer than the FCN-{coarser.variant} it would start from: "
-                f"start 16s from 32s, 8s from 16s"
+                tr(
+                    "FCN-{variant} is not finer than the FCN-{coarser} it would start from: "
+                    "start 16s from 32s, 8s from 16s",
+                    variant=variant,
+                    coarser=coarser.variant,
+                )
             )
         fcn = cls(coarser.num_classes, coarser.width, variant)
         shared = {name: tensor for name, tensor in coarser.state_dict().items() if not name.startswith("up_final.")}
@@ -465,20 +537,36 @@ def layer_geometry(layer: nn.Module) -> tuple[int, int, int] | None:
     def square(attribute: str, value) -> int:
         if isinstance(value, (tuple, list)):
             if len(set(value)) != 1:
-                raise ValueError(f"{name} has a non-square {attribute} {tuple(value)}: layer_geometry assumes h == w")
+                raise ValueError(
+                    tr(
+                        "{layer} has a non-square {attribute} {value}: layer_geometry assumes h == w",
+                        layer=name,
+                        attribute=attribute,
+                        value=tuple(value),
+                    )
+                )
             value = value[0]
         return int(value)
 
     if getattr(layer, "ceil_mode", False):
-        raise ValueError(f"{name} with ceil_mode=True rounds its output size up: layer_geometry assumes floor")
+        raise ValueError(
+            tr("{layer} with ceil_mode=True rounds its output size up: layer_geometry assumes floor", layer=name)
+        )
     dilation = getattr(layer, "dilation", 1)  # AvgPool2d has none
     if square("dilation", dilation) != 1:
-        raise ValueError(f"{name} has dilation {dilation}: layer_geometry assumes dilation 1")
+        raise ValueError(
+            tr("{layer} has dilation {dilation}: layer_geometry assumes dilation 1", layer=name, dilation=dilation)
+        )
     kernel, stride, padding = square("kernel_size", layer.kernel_size), square("stride", layer.stride), layer.padding
     if padding == "valid":
         padding = 0
     elif padding == "same":  # only allowed with stride 1
         if kernel % 2 == 0:
-            raise ValueError(f"{name} with padding='same' and an even kernel pads unevenly: give the padding as ints")
+            raise ValueError(
+                tr(
+                    "{layer} with padding='same' and an even kernel pads unevenly: give the padding as ints",
+                    layer=name,
+                )
+            )
         padding = (kernel - 1) // 2
     return kernel, stride, square("padding", padding)

@@ -29,6 +29,13 @@ def course_notebooks(include_downloads: bool = False) -> list[Path]:
     return [path for path in paths if include_downloads or path.stem not in DOWNLOAD_NOTEBOOKS]
 
 
+def translated_notebooks(include_downloads: bool = False) -> list[Path]:
+    """The translated editions' notebooks (notebooks/<lang>/NN_*.ipynb, e.g. notebooks/ko/), built
+    from the English ones; those in DOWNLOAD_NOTEBOOKS only if asked."""
+    paths = sorted(NOTEBOOK_DIR.glob("[a-z][a-z]/[0-9]*.ipynb"))
+    return [path for path in paths if include_downloads or path.stem not in DOWNLOAD_NOTEBOOKS]
+
+
 def checkpoint_dir() -> Path:
     """Where trained models are saved: data/checkpoints/, or $FCN_COURSE_CHECKPOINTS if set.
 

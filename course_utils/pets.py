@@ -26,6 +26,7 @@ checkpoint, $TORCH_HOME/hub/checkpoints/ (pretrained.py).
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 from pathlib import Path
@@ -35,6 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .data import IGNORE_INDEX
+from .i18n import tr
 from .paths import DATA_DIR
 
 #: Set this environment variable to the `oxford-iiit-pet` folder (or the folder holding it).
@@ -50,6 +52,14 @@ FULL_SPLIT_SIZES = {"trainval": 3680, "test": 3669}
 DATASET_DOWNLOAD = (
     "about 800 MB (images.tar.gz and annotations.tar.gz, from https://www.robots.ox.ac.uk/~vgg/data/pets/)"
 )
+DATASET_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
+#: The ImageNet weights of VGG11-BN as the missing-files message names them (pretrained.WEIGHTS).
+WEIGHTS_DOWNLOAD_SIZE, WEIGHTS_DOWNLOAD_URL = "507 MB", "https://download.pytorch.org/models/vgg11_bn-6002323d.pth"
+
+
+def dataset_download() -> str:
+    """DATASET_DOWNLOAD in the course's language: what is downloaded, how big, from where."""
+    return tr("about 800 MB (images.tar.gz and annotations.tar.gz, from {url})", url=DATASET_URL)
 
 
 class MissingDownloadError(RuntimeError):
@@ -98,21 +108,36 @@ def is_full_dataset(folder: Path | None = None) -> bool:
 
 def missing_message(dataset_missing: list[str], weights_missing: bool, weights_path: Path, reason: str) -> str:
     """The one message the notebook shows when files are missing: what, how big, where it goes."""
-    lines = [f"Notebook 6 needs files that are not on this machine, and downloading them failed ({reason})."]
+    lines = [
+        tr(
+            "Notebook 6 needs files that are not on this machine, and downloading them failed ({reason}).",
+            reason=reason,
+        )
+    ]
     if dataset_missing:
         lines += [
-            f"- The Oxford-IIIT Pet dataset, {DATASET_DOWNLOAD}.",
-            f"  Missing: {', '.join(dataset_missing)} in {dataset_folder()}",
-            "  Extract both archives there (giving images/ and annotations/), or set",
-            f"  {PETS_VARIABLE}=/path/to/{PETS_FOLDER} where you keep them.",
+            "- " + tr("The Oxford-IIIT Pet dataset, {download}.", download=dataset_download()),
+            "  " + tr("Missing: {missing} in {folder}", missing=", ".join(dataset_missing), folder=dataset_folder()),
+            "  "
+            + tr(
+                "Extract both archives there (giving images/ and annotations/), or set\n"
+                "  {variable}=/path/to/{folder} where you keep them.",
+                variable=PETS_VARIABLE,
+                folder=PETS_FOLDER,
+            ),
         ]
     if weights_missing:
         lines += [
-            "- The ImageNet weights of VGG11-BN, 507 MB (https://download.pytorch.org/models/vgg11_bn-6002323d.pth).",
-            f"  Put the file at {weights_path}",
-            "  (torch's download cache, $TORCH_HOME/hub/checkpoints/; set TORCH_HOME to use another folder).",
+            "- "
+            + tr(
+                "The ImageNet weights of VGG11-BN, {size} ({url}).",
+                size=WEIGHTS_DOWNLOAD_SIZE,
+                url=WEIGHTS_DOWNLOAD_URL,
+            ),
+            "  " + tr("Put the file at {path}", path=weights_path),
+            "  " + tr("(torch's download cache, $TORCH_HOME/hub/checkpoints/; set TORCH_HOME to use another folder)."),
         ]
-    lines.append("Then run this cell again. The other notebooks need none of this.")
+    lines.append(tr("Then run this cell again. The other notebooks need none of this."))
     return "\n".join(lines)
 
 
@@ -126,8 +151,13 @@ class PetsDataError(ValueError):
         self.problem = problem
         folder = dataset_folder() if folder is None else folder
         super().__init__(
-            f"{self.path} {problem}. Replace it with the file from the dataset's archives, or delete {folder} "
-            "and run notebook 6's first cell (course_utils.pets.download_or_explain()) to download it again."
+            tr(
+                "{path} {problem}. Replace it with the file from the dataset's archives, or delete {folder} "
+                "and run notebook 6's first cell (course_utils.pets.download_or_explain()) to download it again.",
+                path=self.path,
+                problem=problem,
+                folder=folder,
+            )
         )
 
 
@@ -137,11 +167,18 @@ def check_dataset_folder(folder: Path) -> None:
     missing = missing_dataset_files(folder)
     if missing:
         raise FileNotFoundError(
-            f"No Oxford-IIIT Pet dataset in {folder} ({', '.join(missing)} missing). It must hold images/ "
-            "(<photo>.jpg), annotations/trimaps/ (<photo>.png), annotations/trainval.txt and annotations/test.txt, "
-            "as the dataset's two archives extract. Run notebook 6's first cell "
-            f"(course_utils.pets.download_or_explain()) to download it, {DATASET_DOWNLOAD}, or set {PETS_VARIABLE} "
-            f"to the {PETS_FOLDER} folder where you keep it."
+            tr(
+                "No Oxford-IIIT Pet dataset in {folder} ({missing} missing). It must hold images/ "
+                "(<photo>.jpg), annotations/trimaps/ (<photo>.png), annotations/trainval.txt and "
+                "annotations/test.txt, as the dataset's two archives extract. Run notebook 6's first cell "
+                "(course_utils.pets.download_or_explain()) to download it, {download}, or set {variable} "
+                "to the {pets_folder} folder where you keep it.",
+                folder=folder,
+                missing=", ".join(missing),
+                download=dataset_download(),
+                variable=PETS_VARIABLE,
+                pets_folder=PETS_FOLDER,
+            )
         )
 
 
@@ -154,19 +191,29 @@ def download_or_explain(download: bool = True) -> Path:
     """
     from torchvision.datasets import OxfordIIITPet
 
-    from .pretrained import WEIGHTS, download_weights, weights_file
+    from .pretrained import WEIGHTS, WEIGHTS_SIZE, download_weights, weights_file
 
     reason = "download=False"
     if download and missing_dataset_files():
-        print(f"Downloading the Oxford-IIIT Pet dataset, {DATASET_DOWNLOAD}, to {dataset_folder()} ...")
+        print(
+            tr(
+                "Downloading the Oxford-IIIT Pet dataset, {download}, to {folder} ...",
+                download=dataset_download(),
+                folder=dataset_folder(),
+            )
+        )
         try:
             OxfordIIITPet(pets_root(), download=True)
         except (OSError, RuntimeError) as error:  # URLError is an OSError
             reason = f"{type(error).__name__}: {error}"
         else:  # torchvision downloads only when images/ or annotations/ is missing
-            reason = "the folder is incomplete, and torchvision downloads only when images/ or annotations/ is missing"
+            reason = tr(
+                "the folder is incomplete, and torchvision downloads only when images/ or annotations/ is missing"
+            )
     if download and not weights_file().is_file():
-        print(f"Downloading the ImageNet weights of VGG11-BN, 507 MB ({WEIGHTS.url}) ...")
+        print(
+            tr("Downloading the ImageNet weights of VGG11-BN, {size} ({url}) ...", size=WEIGHTS_SIZE, url=WEIGHTS.url)
+        )
         try:
             download_weights()
         except (OSError, RuntimeError) as error:
@@ -189,14 +236,24 @@ def trimap_to_mask(trimap: torch.Tensor, label: int) -> torch.Tensor:
     converted already).
     """
     if isinstance(label, bool) or not isinstance(label, numbers.Integral) or not 0 <= label < len(SPECIES):
-        choices = " or ".join(f"{index} ({name})" for index, name in enumerate(SPECIES))
-        raise ValueError(f"label must be {choices}, the pet's index in SPECIES, got {label!r}")
+        choices = functools.reduce(
+            lambda left, right: tr("{left} or {right}", left=left, right=right),
+            (f"{index} ({name})" for index, name in enumerate(SPECIES)),
+        )
+        raise ValueError(
+            tr("label must be {choices}, the pet's index in SPECIES, got {label!r}", choices=choices, label=label)
+        )
     if trimap.dim() != 2:
-        raise ValueError(f"expected one trimap shaped (H, W), got shape {tuple(trimap.shape)}")
+        raise ValueError(tr("expected one trimap shaped (H, W), got shape {shape}", shape=tuple(trimap.shape)))
     values = set(trimap.unique().tolist())
     unexpected = sorted(values - {TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER})
     if unexpected:
-        raise ValueError(f"trimap values must be 1 (pet), 2 (background) or 3 (border), also found {unexpected}")
+        raise ValueError(
+            tr(
+                "trimap values must be 1 (pet), 2 (background) or 3 (border), also found {unexpected}",
+                unexpected=unexpected,
+            )
+        )
     mask = torch.zeros(trimap.shape, dtype=torch.int64)
     mask[trimap == TRIMAP_PET] = int(label) + 1
     mask[trimap == TRIMAP_BORDER] = IGNORE_INDEX
@@ -243,16 +300,25 @@ def read_split_list(folder: Path, split: str) -> list[str]:
     try:
         lines = path.read_text().splitlines()
     except UnicodeDecodeError:
-        raise PetsDataError(path, "is not a text file", folder) from None
+        raise PetsDataError(path, tr("is not a text file"), folder) from None
     names = []
     for number, line in enumerate(lines, 1):
         fields = line.split()
         valid = len(fields) == 4 and all(field.isascii() and field.isdigit() for field in fields[1:])
         if not valid or not 1 <= int(fields[1]) <= NUM_BREEDS or fields[2] not in ("1", "2"):
-            raise PetsDataError(path, f"line {number} is {line!r}, not {SPLIT_LINE} (cut off?)", folder)
+            raise PetsDataError(
+                path,
+                tr(
+                    "line {number} is {line!r}, not {expected} (cut off?)",
+                    number=number,
+                    line=line,
+                    expected=SPLIT_LINE,
+                ),
+                folder,
+            )
         names.append(fields[0])
     if not names:
-        raise PetsDataError(path, "lists no photos (it is empty)", folder)
+        raise PetsDataError(path, tr("lists no photos (it is empty)"), folder)
     return names
 
 
@@ -271,9 +337,17 @@ def check_split_lists(folder: Path) -> dict[str, list[str]]:
             paths = [folder / "annotations" / f"{split}.txt" for split in ("trainval", "test")]
             raise PetsDataError(
                 paths[0],
-                f"lists {len(names['trainval'])} photos and {paths[1]} lists {len(names['test'])}, but {listing} "
-                f"names {len(listed)} photos: {len(lost)} are in neither (first: {lost[0]}), so one of the two "
-                "split lists is cut off",
+                tr(
+                    "lists {trainval} photos and {test_list} lists {test}, but {listing} names {listed} photos: "
+                    "{lost} are in neither (first: {first}), so one of the two split lists is cut off",
+                    trainval=len(names["trainval"]),
+                    test_list=paths[1],
+                    test=len(names["test"]),
+                    listing=listing,
+                    listed=len(listed),
+                    lost=len(lost),
+                    first=lost[0],
+                ),
                 folder,
             )
     return names
@@ -286,9 +360,17 @@ def check_files_listed(folder: Path, split: str, names: list[str]) -> None:
         absent = [name + suffix for name in names if name + suffix not in present]
         if absent:
             raise FileNotFoundError(
-                f"{len(absent)} of the {len(names)} photos listed in {folder / 'annotations' / f'{split}.txt'} have "
-                f"no file in {folder / subfolder} (first: {absent[0]}). Extract the dataset's archives there "
-                f"again, or delete {folder} and run notebook 6's first cell (course_utils.pets.download_or_explain())."
+                tr(
+                    "{absent} of the {listed} photos listed in {split_list} have no file in {subfolder} "
+                    "(first: {first}). Extract the dataset's archives there again, or delete {folder} and run "
+                    "notebook 6's first cell (course_utils.pets.download_or_explain()).",
+                    absent=len(absent),
+                    listed=len(names),
+                    split_list=folder / "annotations" / f"{split}.txt",
+                    subfolder=folder / subfolder,
+                    first=absent[0],
+                    folder=folder,
+                )
             )
 
 
@@ -302,9 +384,13 @@ def read_image(path: Path, folder: Path):
             image.load()
             return image.copy()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file (it was there when the dataset was opened)") from None
+        raise FileNotFoundError(
+            tr("{path}: no such file (it was there when the dataset was opened)", path=path)
+        ) from None
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
-        raise PetsDataError(path, f"cannot be read as an image (cut off, or not one: {error})", folder) from None
+        raise PetsDataError(
+            path, tr("cannot be read as an image (cut off, or not one: {error})", error=error), folder
+        ) from None
 
 
 def check_trimap(trimap, path: Path, photo_size: tuple[int, int], photo_name: str, folder: Path) -> None:
@@ -312,17 +398,34 @@ def check_trimap(trimap, path: Path, photo_size: tuple[int, int], photo_name: st
     values 1, 2, 3 only (the values found are named)."""
     if trimap.size != photo_size:
         (w, h), (pw, ph) = trimap.size, photo_size
-        raise PetsDataError(path, f"is {w}x{h} pixels, but its photo {photo_name} is {pw}x{ph}", folder)
+        raise PetsDataError(
+            path,
+            tr(
+                "is {width}x{height} pixels, but its photo {photo} is {photo_width}x{photo_height}",
+                width=w,
+                height=h,
+                photo=photo_name,
+                photo_width=pw,
+                photo_height=ph,
+            ),
+            folder,
+        )
     values = np.asarray(trimap)
     if values.ndim != 2:
-        raise PetsDataError(path, f"has {values.shape[2]} channels (mode {trimap.mode}): a trimap has one", folder)
+        raise PetsDataError(
+            path,
+            tr("has {channels} channels (mode {mode}): a trimap has one", channels=values.shape[2], mode=trimap.mode),
+            folder,
+        )
     if values.dtype == np.uint8:  # the usual case, and much faster than np.unique
         found = np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist()
     else:
         found = np.unique(values).tolist()
     if not set(found) <= {TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER}:
         raise PetsDataError(
-            path, f"holds the values {found}: a trimap holds only 1 (pet), 2 (background), 3 (border)", folder
+            path,
+            tr("holds the values {found}: a trimap holds only 1 (pet), 2 (background), 3 (border)", found=found),
+            folder,
         )
 
 
@@ -365,7 +468,7 @@ def pets_dataset(split: str, image_size: int, root: Path | None = None) -> PetsD
     split lists (PetsDataError: empty, cut off) and that every listed photo and trimap is there.
     """
     if split not in FULL_SPLIT_SIZES:
-        raise ValueError(f"split must be 'trainval' or 'test', got {split!r}")
+        raise ValueError(tr("split must be 'trainval' or 'test', got {split!r}", split=split))
     root = pets_root() if root is None else Path(root)
     root = root.parent if root.name == PETS_FOLDER else root
     folder = root / PETS_FOLDER

@@ -23,6 +23,7 @@ from torch.utils.data import Subset, TensorDataset
 
 from .checkpoints import load_or_train
 from .data import IGNORE_INDEX
+from .i18n import tr
 from .models import FCN_VARIANTS, VGG11FCN, VGG11Backbone, VGG11Classifier, VGG11SkipFCN
 from .paths import checkpoint_dir
 from .pets import SPECIES, PetsDataError, image_ids, pets_dataset
@@ -64,13 +65,25 @@ def pets_splits(size: PetsSize, root=None) -> dict:
     """
     for name, count in (("train", size.train), ("val", size.val), ("test", size.test)):
         if (count is not None or name == "val") and (type(count) is not int or count < 1):
-            everything = "" if name == "val" else " (or None for all)"
-            raise ValueError(f"PetsSize.{name} must be a number of photos, at least one{everything}, got {count!r}")
+            if name == "val":
+                message = tr(
+                    "PetsSize.{name} must be a number of photos, at least one, got {count!r}", name=name, count=count
+                )
+            else:
+                message = tr(
+                    "PetsSize.{name} must be a number of photos, at least one (or None for all), got {count!r}",
+                    name=name,
+                    count=count,
+                )
+            raise ValueError(message)
     trainval, test = (pets_dataset(split, size.image_size, root) for split in ("trainval", "test"))
     if len(trainval) < 2:
         raise PetsDataError(
             trainval.split_file,
-            f"lists {len(trainval)} photo: notebook 6 needs at least 2 (1 to validate on, 1 to train on)",
+            tr(
+                "lists {count} photo: notebook 6 needs at least 2 (1 to validate on, 1 to train on)",
+                count=len(trainval),
+            ),
             trainval.folder,
         )
     order = torch.randperm(len(trainval), generator=torch.Generator().manual_seed(size.seed)).tolist()
@@ -227,7 +240,7 @@ def converted_scores(fcn: VGG11FCN, features: dict) -> torch.Tensor:
     from cached pool5 features: conv_out (the classifier's fc_out as a 1x1 convolution), then
     bilinear upsampling to S x S. Exactly fcn(image) for those photos."""
     if not fcn.keep_pool5:
-        raise ValueError("converted_scores reads pool5 features: build the FCN with keep_pool5=True")
+        raise ValueError(tr("converted_scores reads pool5 features: build the FCN with keep_pool5=True"))
     device, size = fcn.conv_out.weight.device, tuple(features["masks"].shape[-2:])
     scores = fcn.conv_out(features["pool5"].to(device).float())
     return F.interpolate(scores, size=size, mode="bilinear", align_corners=False).cpu()

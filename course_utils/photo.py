@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .data import MIN_IMAGE_SIZE
+from .i18n import tr
 from .pets import SPECIES
 from .pretrained import normalize
 from .train import predict
@@ -55,7 +56,14 @@ def check_pixels(name: str, value) -> int:
     """`value` as an int if it is a whole number of pixels the FCN can take (at least 32), else a
     ValueError naming `name`: the one check of max_side and shorter_side."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < MIN_IMAGE_SIZE:
-        raise ValueError(f"{name} must be a whole number of pixels, at least {MIN_IMAGE_SIZE}, got {value!r}")
+        raise ValueError(
+            tr(
+                "{name} must be a whole number of pixels, at least {minimum}, got {value!r}",
+                name=name,
+                minimum=MIN_IMAGE_SIZE,
+                value=value,
+            )
+        )
     return int(value)
 
 
@@ -75,11 +83,13 @@ def read_photo(source, name: str | None = None):
     from PIL import ImageOps
 
     if isinstance(source, (bytes, bytearray, memoryview)):
-        file, name = io.BytesIO(bytes(source)), name or "the uploaded file"
+        file, name = io.BytesIO(bytes(source)), name or tr("the uploaded file")
     else:
         path = Path(source).expanduser()
         if not path.is_file():
-            raise ValueError(f"no photo at {path}: check the path (relative paths start in {Path.cwd()})")
+            raise ValueError(
+                tr("no photo at {path}: check the path (relative paths start in {cwd})", path=path, cwd=Path.cwd())
+            )
         file, name = path, name or str(path)
     try:
         with _open_image(file, name) as image:
@@ -108,9 +118,16 @@ def _open_image(file, name: str):
     if limit is not None and width * height > limit:
         image.close()
         raise PhotoError(
-            f"{name} claims to be {width}x{height} pixels ({width * height / 1e6:.0f} million), more than "
-            f"Pillow reads safely ({limit} pixels, PIL.Image.MAX_IMAGE_PIXELS): a damaged or hostile file "
-            "(a decompression bomb), or a huge scan. Scale it down (to a few thousand pixels a side) and try again"
+            tr(
+                "{name} claims to be {width}x{height} pixels ({millions:.0f} million), more than "
+                "Pillow reads safely ({limit} pixels, PIL.Image.MAX_IMAGE_PIXELS): a damaged or hostile file "
+                "(a decompression bomb), or a huge scan. Scale it down (to a few thousand pixels a side) and try again",
+                name=name,
+                width=width,
+                height=height,
+                millions=width * height / 1e6,
+                limit=limit,
+            )
         )
     return image
 
@@ -120,17 +137,21 @@ def _unreadable(name: str, error: Exception) -> str:
     from PIL import UnidentifiedImageError
 
     if isinstance(error, UnidentifiedImageError):
-        return f"{name} is not an image Pillow can read: try a JPEG or PNG"
+        return tr("{name} is not an image Pillow can read: try a JPEG or PNG", name=name)
     if isinstance(error, PermissionError):
-        return f"{name} cannot be read: permission denied"
+        return tr("{name} cannot be read: permission denied", name=name)
     if "truncated" in str(error).lower():
-        return (
-            f"{name} is truncated: the file ends before the image does, as after an interrupted download "
-            "or copy: download or export it again"
+        return tr(
+            "{name} is truncated: the file ends before the image does, as after an interrupted download "
+            "or copy: download or export it again",
+            name=name,
         )
-    return (
-        f"{name} is damaged, or in a form Pillow cannot decode ({type(error).__name__}: {error}): "
-        "open it in an image viewer and re-save it as JPEG or PNG, or try another photo"
+    return tr(
+        "{name} is damaged, or in a form Pillow cannot decode ({error_type}: {error}): "
+        "open it in an image viewer and re-save it as JPEG or PNG, or try another photo",
+        name=name,
+        error_type=type(error).__name__,
+        error=error,
     )
 
 
@@ -158,17 +179,32 @@ def photo_tensor(photo, max_side: int = MAX_SIDE, shorter_side: int | None = Non
     max_side, shorter_side = _check_sizes(max_side, shorter_side)
     width, height = photo.size
     if min(width, height) < MIN_IMAGE_SIZE:
-        raise ValueError(f"the photo is {width}x{height} pixels; the FCN needs at least 32x32")
+        raise ValueError(
+            tr("the photo is {width}x{height} pixels; the FCN needs at least 32x32", width=width, height=height)
+        )
     scale = 1.0 if shorter_side is None else shorter_side / min(width, height)
     scale = min(scale, max_side / max(width, height))
     size = round(height * scale), round(width * scale)  # (H, W): one scale for both, the shape kept
     if min(size) < MIN_IMAGE_SIZE:
         needed = math.ceil(MIN_IMAGE_SIZE * max(width, height) / min(width, height))
+        ratio = max(width, height) / min(width, height)
+        if width > height:
+            proportion = tr("{ratio:.0f} times as wide as tall", ratio=ratio)
+        else:
+            proportion = tr("{ratio:.0f} times as tall as wide", ratio=ratio)
         raise ValueError(
-            f"the photo is {width}x{height} pixels, {max(width, height) / min(width, height):.0f} times as "
-            f"{'wide as tall' if width > height else 'tall as wide'}: with its longer side at max_side={max_side} "
-            f"its shorter side would be {min(size)} pixels, under the {MIN_IMAGE_SIZE} the FCN needs, and it "
-            f"is never stretched. Crop it, or pass max_side={needed} or more (slower)"
+            tr(
+                "the photo is {width}x{height} pixels, {proportion}: with its longer side at max_side={max_side} "
+                "its shorter side would be {shorter} pixels, under the {minimum} the FCN needs, and it "
+                "is never stretched. Crop it, or pass max_side={needed} or more (slower)",
+                width=width,
+                height=height,
+                proportion=proportion,
+                max_side=max_side,
+                shorter=min(size),
+                minimum=MIN_IMAGE_SIZE,
+                needed=needed,
+            )
         )
     photo = _as_rgb(photo)
     if scale != 1:
@@ -219,7 +255,7 @@ class PhotoUpload:
 
         self.max_side, self.shorter_side = _check_sizes(max_side, shorter_side)
         self.fcn, self.result = fcn, None
-        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Your photo")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description=tr("Your photo"))
         self.output = widgets.Output()
         self.upload.observe(self.on_upload, names="value")
         self.widget = widgets.VBox([self.upload, self.output])
@@ -242,5 +278,9 @@ class PhotoUpload:
                 self.result = str(error)
                 print(error)
                 return
-            show_photo(image, mask, title=f"{file['name']} ({image.shape[2]}x{image.shape[1]})")
+            show_photo(
+                image,
+                mask,
+                title=tr("{name} ({width}x{height})", name=file["name"], width=image.shape[2], height=image.shape[1]),
+            )
             plt.show()

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.models import VGG11_BN_Weights
 
 from .checkpoints import save_atomically, tensors_digest
+from .i18n import tr
 from .models import VGG11Backbone
 from .paths import checkpoint_dir
 from .progress import progress_bar
@@ -52,10 +53,20 @@ class WeightsFileError(ValueError):
     def __init__(self, path, problem: str):
         self.path = Path(path)
         self.problem = problem
-        size = f"this one has {self.path.stat().st_size:,} bytes" if self.path.is_file() else "this one is gone"
+        if self.path.is_file():
+            size = tr("this one has {size:,} bytes", size=self.path.stat().st_size)
+        else:
+            size = tr("this one is gone")
         super().__init__(
-            f"{self.path} {problem}; the real file is {WEIGHTS_SIZE}, {size}. Delete it and run notebook 6's first "
-            f"cell again to download it, or put a copy downloaded by hand from {WEIGHTS.url} at that path."
+            tr(
+                "{path} {problem}; the real file is {real_size}, {size}. Delete it and run notebook 6's first "
+                "cell again to download it, or put a copy downloaded by hand from {url} at that path.",
+                path=self.path,
+                problem=problem,
+                real_size=WEIGHTS_SIZE,
+                size=size,
+                url=WEIGHTS.url,
+            )
         )
 
 
@@ -93,29 +104,35 @@ def load_imagenet_state_dict(download: bool = True) -> dict:
                 reason = f"{type(error).__name__}: {error}"
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path}: no such file, and downloading it failed ({reason}). It is the ImageNet weights of "
-                f"VGG11-BN, {WEIGHTS_SIZE} ({WEIGHTS.url}): run notebook 6's first cell on a machine with network, "
-                "or put a copy downloaded by hand at that path (torch's download cache, $TORCH_HOME/hub/checkpoints/)."
+                tr(
+                    "{path}: no such file, and downloading it failed ({reason}). It is the ImageNet weights of "
+                    "VGG11-BN, {size} ({url}): run notebook 6's first cell on a machine with network, or put a "
+                    "copy downloaded by hand at that path (torch's download cache, $TORCH_HOME/hub/checkpoints/).",
+                    path=path,
+                    reason=reason,
+                    size=WEIGHTS_SIZE,
+                    url=WEIGHTS.url,
+                )
             )
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # empty, cut off, random bytes, an HTML error page; torch's message would advise unsafe loading
         raise WeightsFileError(
-            path, "is not a readable PyTorch file (empty, cut off, or another kind of file)"
+            path, tr("is not a readable PyTorch file (empty, cut off, or another kind of file)")
         ) from None
     problem = _not_a_state_dict(state_dict)
     if problem:
-        raise WeightsFileError(path, f"is not a state dict of tensors: it holds {problem}")
+        raise WeightsFileError(path, tr("is not a state dict of tensors: it holds {problem}", problem=problem))
     return state_dict
 
 
 def _not_a_state_dict(value) -> str:
     """'' for a dict {str: tensor}, else what `value` is instead ("a list", "a dict whose 'x' is a list")."""
     if not isinstance(value, dict):
-        return f"a {'tensor' if isinstance(value, torch.Tensor) else type(value).__name__}"
+        return tr("a {kind}", kind="tensor" if isinstance(value, torch.Tensor) else type(value).__name__)
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, torch.Tensor):
-            return f"a dict whose {key!r} is a {type(item).__name__}"
+            return tr("a dict whose {key!r} is a {kind}", key=key, kind=type(item).__name__)
     return ""
 
 
@@ -128,10 +145,20 @@ def _backbone_mismatch(features: dict, backbone: VGG11Backbone) -> str:
     missing = [f"'features.{key}'" for key in needed if key not in features]
     if missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        return f"missing {len(missing)} of its {len(needed)} backbone keys ({shown})"
+        return tr(
+            "missing {missing} of its {needed} backbone keys ({shown})",
+            missing=len(missing),
+            needed=len(needed),
+            shown=shown,
+        )
     for key, tensor in features.items():
         if key in expected and tuple(tensor.shape) != tuple(expected[key]):
-            return f"'features.{key}' has shape {tuple(tensor.shape)}, vgg11_bn's is {tuple(expected[key])}"
+            return tr(
+                "'features.{key}' has shape {shape}, vgg11_bn's is {expected}",
+                key=key,
+                shape=tuple(tensor.shape),
+                expected=tuple(expected[key]),
+            )
     return ""
 
 
@@ -147,7 +174,12 @@ def pretrained_backbone(state_dict: dict | None = None) -> VGG11Backbone:
     state_dict = state_dict if given else load_imagenet_state_dict()  # checked there: a dict of tensors
     problem = _not_a_state_dict(state_dict) if given else ""
     if problem:
-        raise ValueError(f"pretrained_backbone: the state dict given is not a dict of tensors: it holds {problem}")
+        raise ValueError(
+            tr(
+                "pretrained_backbone: the state dict given is not a dict of tensors: it holds {problem}",
+                problem=problem,
+            )
+        )
     features = {
         key.removeprefix("features."): value for key, value in state_dict.items() if key.startswith("features.")
     }
@@ -159,9 +191,11 @@ def pretrained_backbone(state_dict: dict | None = None) -> VGG11Backbone:
         except RuntimeError as error:  # e.g. a key the backbone does not have
             problem = str(error).splitlines()[0]
     if problem and given:
-        raise ValueError(f"pretrained_backbone: the state dict given does not hold vgg11_bn's weights: {problem}")
+        raise ValueError(
+            tr("pretrained_backbone: the state dict given does not hold vgg11_bn's weights: {problem}", problem=problem)
+        )
     if problem:
-        raise WeightsFileError(weights_file(), f"does not hold vgg11_bn's weights: {problem}")
+        raise WeightsFileError(weights_file(), tr("does not hold vgg11_bn's weights: {problem}", problem=problem))
     return backbone.requires_grad_(False).eval()
 
 
@@ -215,11 +249,11 @@ def extract_features(backbone: VGG11Backbone, data: Dataset, batch_size: int = 1
     No photos (N = 0) is a ValueError.
     """
     if len(data) == 0:
-        raise ValueError("no photos to compute features of: the split is empty (see pets_train.pets_splits)")
+        raise ValueError(tr("no photos to compute features of: the split is empty (see pets_train.pets_splits)"))
     device = next(backbone.parameters()).device
     parts = {key: [] for key in FEATURE_NAMES}
     loader = DataLoader(data, batch_size=batch_size, shuffle=False)
-    with progress_bar(len(loader), "features", "batch", disable=not progress) as bar:
+    with progress_bar(len(loader), tr("features"), "batch", disable=not progress) as bar:
         for images, (labels, breeds, masks) in loader:
             pool3, pool4, conv5 = backbone.forward_stages(images.to(device, memory_format=torch.channels_last))
             for key, value in (("pool3", pool3), ("pool4", pool4), ("pool5", F.max_pool2d(conv5, 2))):
@@ -258,21 +292,25 @@ def read_feature_cache(path: Path, key: dict) -> tuple[dict | None, str]:
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # cut off, random bytes: torch's own message says nothing more useful
-        return None, "is not a readable PyTorch file"
+        return None, tr("is not a readable PyTorch file")
     if not isinstance(stored, dict) or not {"key", "count", "digest", "features"} <= set(stored):
-        return None, "was not written by load_or_extract"
+        return None, tr("was not written by load_or_extract")
     if stored["key"] != key:
-        return None, "was made for other photos, sizes, weights or code"
+        return None, tr("was made for other photos, sizes, weights or code")
     features, count = stored["features"], len(key["ids"])
     missing = [name for name in FEATURE_NAMES if not isinstance(features, dict) or name not in features]
     if missing:
-        return None, f"lacks {', '.join(map(repr, missing))}"
+        return None, tr("lacks {names}", names=", ".join(map(repr, missing)))
     for name in FEATURE_NAMES:
-        if not isinstance(features[name], torch.Tensor) or len(features[name]) != count:
-            found = len(features[name]) if isinstance(features[name], torch.Tensor) else "no"
-            return None, f"holds {name!r} of {found} photo{'s' * (found != 1)}, not {count}"
+        if not isinstance(features[name], torch.Tensor):
+            return None, tr("holds {name!r} of no photos, not {count}", name=name, count=count)
+        found = len(features[name])
+        if found == 1 != count:
+            return None, tr("holds {name!r} of {found} photo, not {count}", name=name, found=found, count=count)
+        if found != count:
+            return None, tr("holds {name!r} of {found} photos, not {count}", name=name, found=found, count=count)
     if stored["count"] != count or stored["digest"] != tensors_digest(features):
-        return None, "does not match its digest: damaged on disk"
+        return None, tr("does not match its digest: damaged on disk")
     return features, ""
 
 
@@ -285,17 +323,32 @@ def load_or_extract(name: str, backbone: VGG11Backbone, data: Dataset, ids: list
     (its photo count or digest wrong) is named in a one-line warning and computed again.
     """
     if len(ids) != len(data):
-        raise ValueError(f"{len(ids)} photo names for {len(data)} photos: pass the names of exactly these photos")
+        raise ValueError(
+            tr(
+                "{names} photo names for {photos} photos: pass the names of exactly these photos",
+                names=len(ids),
+                photos=len(data),
+            )
+        )
     if len(data) == 0:
-        raise ValueError(f"no photos in the {name!r} split: there are no features to compute")
+        raise ValueError(tr("no photos in the {name!r} split: there are no features to compute", name=name))
     key = feature_cache_key(ids, image_size, backbone)
     path = feature_cache_path(name, key)
     features, problem = read_feature_cache(path, key)
     if features is not None:
         return features
     if problem:
-        warnings.warn(f"The feature cache {path} {problem}: computing it again.", stacklevel=2)
-    print(f"Computing the backbone's features of {len(data)} photos once ({name}); they are kept in {path.parent}.")
+        warnings.warn(
+            tr("The feature cache {path} {problem}: computing it again.", path=path, problem=problem), stacklevel=2
+        )
+    print(
+        tr(
+            "Computing the backbone's features of {photos} photos once ({name}); they are kept in {folder}.",
+            photos=len(data),
+            name=name,
+            folder=path.parent,
+        )
+    )
     features = extract_features(backbone, data)
     payload = {"key": key, "count": len(data), "digest": tensors_digest(features), "features": features}
     save_atomically(payload, path)

@@ -35,6 +35,7 @@ from torch.utils.data import TensorDataset
 from .cache import load_or_draw
 from .checkpoints import load_or_train
 from .data import MIN_IMAGE_SIZE, NUM_CLASSES, ShapesDataset, ShapesScenes, materialize
+from .i18n import tr
 from .models import FCN_VARIANTS, VGG11Classifier, VGG11SkipFCN
 from .paths import checkpoint_dir
 from .train import default_width, fit, pick_device
@@ -69,11 +70,20 @@ class ClassifierRecipe:
 
     def __post_init__(self):
         if not 0 <= self.small_epochs <= self.epochs:
-            raise ValueError(f"small_epochs must be between 0 and epochs ({self.epochs}), got {self.small_epochs}")
+            raise ValueError(
+                tr(
+                    "small_epochs must be between 0 and epochs ({epochs}), got {small_epochs}",
+                    epochs=self.epochs,
+                    small_epochs=self.small_epochs,
+                )
+            )
         if self.small_epochs and self.small_image_size < MIN_IMAGE_SIZE:
             raise ValueError(
-                f"small_image_size must be at least {MIN_IMAGE_SIZE} (VGG11's smallest input), "
-                f"got {self.small_image_size}"
+                tr(
+                    "small_image_size must be at least {minimum} (VGG11's smallest input), got {small_image_size}",
+                    minimum=MIN_IMAGE_SIZE,
+                    small_image_size=self.small_image_size,
+                )
             )
 
     def epoch_image_sizes(self) -> list[int | None]:
@@ -208,7 +218,9 @@ SEGMENTER_RECIPES = MappingProxyType(
 def training_stages(variant: str) -> tuple[str, ...]:
     """The FCN stages trained to get FCN-`variant`, in order: ("32s", "16s", "8s") for "8s"."""
     if variant not in STARTS_FROM:
-        raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
+        raise ValueError(
+            tr("variant must be one of {variants}, got {variant!r}", variants=FCN_VARIANTS, variant=variant)
+        )
     start = STARTS_FROM[variant]
     return (variant,) if start == "classifier" else (*training_stages(start), variant)
 
@@ -345,11 +357,17 @@ def warm(width: int | None = None) -> None:
     load, so that each notebook then runs in seconds."""
     start = time.perf_counter()
     _, history = trained_classifier(width)
-    print(f"classifier: final validation accuracy {history['val_accuracy'][-1]:.1%}")
+    print(tr("classifier: final validation accuracy {accuracy:.1%}", accuracy=history["val_accuracy"][-1]))
     for variant in FCN_VARIANTS:
         trained_segmenter(variant, width)
     cache_held_out_sets()
-    print(f"all checkpoints and held-out sets ready in {checkpoint_dir()} ({time.perf_counter() - start:.0f} s)")
+    print(
+        tr(
+            "all checkpoints and held-out sets ready in {folder} ({seconds:.0f} s)",
+            folder=checkpoint_dir(),
+            seconds=time.perf_counter() - start,
+        )
+    )
 
 
 if __name__ == "__main__":  # python -m course_utils.recipes  (make warm)

@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from .paths import course_notebooks
+from .paths import course_notebooks, translated_notebooks
 
 
 def execute_notebook(
@@ -60,10 +60,13 @@ def execute_notebook(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "paths", nargs="*", type=Path, help="notebooks (default: all in notebooks/ but those needing a download)"
+        "paths",
+        nargs="*",
+        type=Path,
+        help="notebooks (default: all in notebooks/, then notebooks/ko/, but those needing a download)",
     )
     args = parser.parse_args(argv)
-    paths = args.paths or course_notebooks()
+    paths = args.paths or course_notebooks() + translated_notebooks()  # English first: it trains, Korean loads
     for path in paths:
         print(f"{path.name}: ", end="", flush=True)
         _, seconds = execute_notebook(path)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from .data import IGNORE_INDEX
+from .i18n import tr
 from .metrics import (
     confusion_matrix,
     iou_from_confusion,
@@ -33,7 +34,7 @@ def scores_to_mask(scores: torch.Tensor, threshold: float) -> torch.Tensor:
 def best_class_scores(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (N, K, H, W) -> (best score, best class), each (N, H, W): scores.max(dim=1)."""
     if scores.dim() != 4:
-        raise ValueError(f"expected scores shaped (N, K, H, W), got {tuple(scores.shape)}")
+        raise ValueError(tr("expected scores shaped (N, K, H, W), got {shape}", shape=tuple(scores.shape)))
     return scores.max(dim=1)
 
 
@@ -97,7 +98,7 @@ def choose_threshold(
 def format_report(reports: dict[str, dict]) -> str:
     """A text table: one row per method, columns pixel accuracy, mIoU, then IoU per class."""
     if not reports:
-        raise ValueError("no reports to format")
+        raise ValueError(tr("no reports to format"))
     first = next(iter(reports.values()))
     names = list(first["iou"])
     header = f"{'':<24}{'pix.acc':>8}{'mIoU':>7}" + "".join(f"{n[:10]:>11}" for n in names)

@@ -1,6 +1,7 @@
 """Build the student notebooks: the solution notebooks with every exercise solution taken out.
 
     python -m course_utils.student            # notebooks/*.ipynb -> build/student/*.ipynb
+                                              # and notebooks/ko/*.ipynb -> build/student/ko/*.ipynb
 
 Solutions are marked as nbgrader marks them: a code cell tagged "solution" holds its answer
 between the lines `### BEGIN SOLUTION` and `### END SOLUTION`, under a markdown heading
@@ -48,11 +49,20 @@ SOLUTION_TAG, SELF_CHECK_TAG = "solution", "self-check"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUDENT_DIR = REPO_ROOT / "build" / "student"
 HEADING = re.compile(r"^(#+)\s")
-EXERCISE = re.compile(r"^#+\s*Exercise\s+(\d+)\s*·\s*(.+)")
+#: An exercise's heading, in the English notebooks and in the translated ones (notebooks/ko/).
+EXERCISE = re.compile(r"^#+\s*(?:Exercise|연습 문제)\s+(\d+)\s*·\s*(.+)")
 NOT_WRITTEN = (
     "{} is not written yet: write your answer in its cell, under its heading, run that cell, "
     "then rerun the cells below it."
 )
+#: The stub's message in a translated notebook (its metadata "language"), exercise N as "연습 문제 N (…)".
+NOT_WRITTEN_TRANSLATED = {
+    "ko": (
+        "{}: 아직 작성하지 않았습니다. 연습 문제 제목 아래의 셀에 답을 작성하고 그 셀을 실행한 다음, "
+        "아래 셀들을 다시 실행하세요."
+    )
+}
+EXERCISE_LABEL_TRANSLATED = {"ko": "연습 문제 {} ({})"}
 
 
 class SolutionMarkerError(ValueError):
@@ -62,12 +72,17 @@ class SolutionMarkerError(ValueError):
 # --- the stub ------------------------------------------------------------------------------------
 
 
-def stub_line(exercise: str) -> str:
-    """The statement replacing a solution block, e.g. for exercise "Exercise 1 (From a mask to a box)"."""
-    return f"raise NotImplementedError({json.dumps(NOT_WRITTEN.format(exercise), ensure_ascii=False)})"
+def stub_line(exercise: str, language: str = "en") -> str:
+    """The statement replacing a solution block, e.g. for exercise "Exercise 1 (From a mask to a box)",
+    in the notebook's language."""
+    message = NOT_WRITTEN.format(exercise)
+    if language in NOT_WRITTEN_TRANSLATED:
+        number, title = re.match(r"Exercise (\d+) \((.*)\)$", exercise).groups()
+        message = NOT_WRITTEN_TRANSLATED[language].format(EXERCISE_LABEL_TRANSLATED[language].format(number, title))
+    return f"raise NotImplementedError({json.dumps(message, ensure_ascii=False)})"
 
 
-def strip_solution(source: str, exercise: str) -> str:
+def strip_solution(source: str, exercise: str, language: str = "en") -> str:
     """Replace each BEGIN/END SOLUTION block of `source` by an indented stub naming `exercise`."""
     lines, output, inside = source.splitlines(), [], False
     for number, line in enumerate(lines, start=1):
@@ -76,7 +91,7 @@ def strip_solution(source: str, exercise: str) -> str:
             if inside:
                 raise SolutionMarkerError(f"line {number}: {BEGIN} inside another solution block")
             inside = True
-            output.append(line[: len(line) - len(line.lstrip())] + stub_line(exercise))
+            output.append(line[: len(line) - len(line.lstrip())] + stub_line(exercise, language))
         elif marker == END:
             if not inside:
                 raise SolutionMarkerError(f"line {number}: {END} without {BEGIN}")
@@ -219,7 +234,7 @@ def student_notebook(notebook):
                 f"cell {index} is tagged '{SOLUTION_TAG}' but no '## Exercise N · Title' heading is above it"
             )
         try:
-            cell.source = strip_solution(cell.source, exercise)
+            cell.source = strip_solution(cell.source, exercise, notebook.metadata.get("language", "en"))
         except SolutionMarkerError as error:
             raise SolutionMarkerError(f"cell {index}: {error}") from None
     return student
@@ -248,9 +263,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=REPO_ROOT / "notebooks")
     parser.add_argument("--target", type=Path, default=STUDENT_DIR)
+    parser.add_argument(
+        "--no-translations", action="store_true", help="skip the translated editions (SOURCE/ko/ -> TARGET/ko/)"
+    )
     args = parser.parse_args(argv)
-    for path in build_student_notebooks(args.source, args.target):
-        print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    folders = [(args.source, args.target)]
+    if not args.no_translations:
+        folders += [
+            (folder, args.target / folder.name) for folder in sorted(args.source.glob("[a-z][a-z]")) if folder.is_dir()
+        ]
+    for source, target in folders:
+        for path in build_student_notebooks(source, target):
+            print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
 
 
 if __name__ == "__main__":

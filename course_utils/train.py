@@ -24,6 +24,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
 
 from .data import IGNORE_INDEX
+from .i18n import tr
 from .progress import progress_bar
 
 # --------------------------------------------------------------------------- determinism, device
@@ -66,8 +67,13 @@ def default_width(device: torch.device | str) -> int:
         # rejects or reads. The bound stops a typo such as 2000 asking for hundreds of GB.
         if not re.fullmatch("[0-9]+", value) or not 1 <= int(value) <= MAX_WIDTH:
             raise ValueError(
-                f"{WIDTH_VARIABLE} must be a whole number from 1 to {MAX_WIDTH} (16 on a CPU, 64 the full "
-                f"width), got {value!r}: change or unset the environment variable"
+                tr(
+                    "{variable} must be a whole number from 1 to {maximum} (16 on a CPU, 64 the full "
+                    "width), got {value!r}: change or unset the environment variable",
+                    variable=WIDTH_VARIABLE,
+                    maximum=MAX_WIDTH,
+                    value=value,
+                )
             )
         return int(value)
     kind = torch.device(device).type
@@ -80,7 +86,7 @@ def default_width(device: torch.device | str) -> int:
 def make_loader(data: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     """A DataLoader whose shuffling order depends only on `seed`."""
     if len(data) == 0:
-        raise ValueError("cannot train or evaluate on an empty dataset (0 samples)")
+        raise ValueError(tr("cannot train or evaluate on an empty dataset (0 samples)"))
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
@@ -227,7 +233,9 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = Non
     batch_size: None picks inference_batch_size(H, W).
     """
     if images.dim() != 4 or len(images) == 0:
-        raise ValueError(f"predict needs a stack of at least one image (N, 3, H, W), got shape {tuple(images.shape)}")
+        raise ValueError(
+            tr("predict needs a stack of at least one image (N, 3, H, W), got shape {shape}", shape=tuple(images.shape))
+        )
     device = next(model.parameters()).device
     size = batch_size or inference_batch_size(*images.shape[-2:])
     folded = inference_copy(model)
@@ -260,17 +268,27 @@ def check_image_sizes(image_sizes, epochs: int, train_data: Dataset) -> list[int
         return [None] * epochs
     image_sizes = list(image_sizes)
     if len(image_sizes) != epochs:
-        raise ValueError(f"image_sizes needs one entry per epoch ({epochs}), got {len(image_sizes)}: {image_sizes}")
+        raise ValueError(
+            tr(
+                "image_sizes needs one entry per epoch ({epochs}), got {count}: {image_sizes}",
+                epochs=epochs,
+                count=len(image_sizes),
+                image_sizes=image_sizes,
+            )
+        )
     for size in image_sizes:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-            raise ValueError(f"each image size must be a positive whole number or None, got {size!r}")
+            raise ValueError(tr("each image size must be a positive whole number or None, got {size!r}", size=size))
     if all(size is None for size in image_sizes):
         return image_sizes  # nothing resized: no sample drawn to look at its target
     target_shape = tuple(torch.as_tensor(train_data[0][1]).shape) if len(train_data) else ()
     if target_shape != ():
         raise ValueError(
-            "image_sizes resizes the images only, so it is for labels (a classifier); these targets have "
-            f"shape {target_shape}, masks that would have to be resized too"
+            tr(
+                "image_sizes resizes the images only, so it is for labels (a classifier); these targets have "
+                "shape {shape}, masks that would have to be resized too",
+                shape=target_shape,
+            )
         )
     return image_sizes
 
@@ -312,7 +330,7 @@ def fit(
     instruction set, thread count, library build and device.
     """
     if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+        raise ValueError(tr("epochs must be at least 1, got {epochs}", epochs=epochs))
     image_sizes = check_image_sizes(image_sizes, epochs, train_data)
     device = device or next(model.parameters()).device
     seed_everything(seed)
@@ -322,9 +340,9 @@ def fit(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     start = time.perf_counter()
-    with progress_bar(epochs * len(loader), "training", "batch", disable=not progress) as bar:
+    with progress_bar(epochs * len(loader), tr("training"), "batch", disable=not progress) as bar:
         for epoch in range(epochs):
-            bar.set_description(f"epoch {epoch + 1}/{epochs}")
+            bar.set_description(tr("epoch {epoch}/{epochs}", epoch=epoch + 1, epochs=epochs))
             result = train_one_epoch(
                 model, loader, optimizer, scheduler, device, bar, memory_format, image_size=image_sizes[epoch]
             )

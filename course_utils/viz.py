@@ -17,6 +17,7 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
 
 from .data import IGNORE_INDEX
+from .i18n import tr
 
 #: One colour per mask value: background (dark grey; unused in overlays) then the 7 classes, so
 #: mask value v is drawn in CLASS_COLORS[v] everywhere (solid masks, overlays, legends).
@@ -71,7 +72,12 @@ def mask_to_rgb(mask: torch.Tensor) -> torch.Tensor:
     valid = ((values >= 0) & (values < len(CLASS_COLORS))) | (values == IGNORE_INDEX)
     if not bool(valid.all()):
         raise ValueError(
-            f"mask values must be 0..{len(CLASS_COLORS) - 1} or {IGNORE_INDEX}, got {values[~valid].tolist()}"
+            tr(
+                "mask values must be 0..{largest} or {ignore}, got {values}",
+                largest=len(CLASS_COLORS) - 1,
+                ignore=IGNORE_INDEX,
+                values=values[~valid].tolist(),
+            )
         )
     return _palette()[mask].permute(2, 0, 1).contiguous()
 
@@ -81,14 +87,14 @@ def _legend_entries(class_names: Sequence[str], values, background: bool) -> lis
     if values is None:
         values = range(len(class_names) + 1)
     present = {int(v) for v in (values.tolist() if isinstance(values, torch.Tensor) else values)}
-    entries = [("background", CLASS_COLORS[0])] if background else []
+    entries = [(tr("background"), CLASS_COLORS[0])] if background else []
     for value in sorted(present - {0, IGNORE_INDEX}):
         if not 1 <= value < len(CLASS_COLORS):
-            raise ValueError(f"no colour for mask value {value}")
-        name = class_names[value - 1] if value - 1 < len(class_names) else f"value {value}"
+            raise ValueError(tr("no colour for mask value {value}", value=value))
+        name = class_names[value - 1] if value - 1 < len(class_names) else tr("value {value}", value=value)
         entries.append((name, CLASS_COLORS[value]))
     if IGNORE_INDEX in present:
-        entries.append((f"ignored ({IGNORE_INDEX})", IGNORE_COLOR))
+        entries.append((tr("ignored ({ignore})", ignore=IGNORE_INDEX), IGNORE_COLOR))
     return entries
 
 
@@ -158,7 +164,7 @@ def draw_box(image: torch.Tensor, box: torch.Tensor, width: int = 2) -> torch.Te
     """Draw one box [x_min, y_min, x_max, y_max] (a tensor, inclusive pixel coordinates) on
     `image` (3, H, W) as a white outline `width` pixels thick, inside the box; returns uint8 (3, H, W)."""
     if not isinstance(box, torch.Tensor) or box.numel() != 4:
-        raise TypeError(f"box must be a tensor of 4 numbers [x_min, y_min, x_max, y_max], got {box!r}")
+        raise TypeError(tr("box must be a tensor of 4 numbers [x_min, y_min, x_max, y_max], got {box!r}", box=box))
     x0, y0, x1, y1 = box.reshape(4).round().long().tolist()
     out = to_uint8(image).clone()
     white = torch.tensor(IGNORE_COLOR, dtype=torch.uint8)[:, None]
@@ -227,11 +233,19 @@ def show_segmentations(
     n = len(images)
     for name, masks in rows.items():
         if len(masks) != n:
-            raise ValueError(f"row {name!r} has {len(masks)} masks for {n} images")
+            raise ValueError(
+                tr("row {name!r} has {masks} masks for {images} images", name=name, masks=len(masks), images=n)
+            )
         for i, (image, mask) in enumerate(zip(images, masks)):
             if tuple(mask.shape) != tuple(image.shape[-2:]):
                 raise ValueError(
-                    f"row {name!r}, column {i}: mask {tuple(mask.shape)} does not match image {tuple(image.shape[-2:])}"
+                    tr(
+                        "row {name!r}, column {column}: mask {mask_shape} does not match image {image_shape}",
+                        name=name,
+                        column=i,
+                        mask_shape=tuple(mask.shape),
+                        image_shape=tuple(image.shape[-2:]),
+                    )
                 )
     widths = [image.shape[-1] / image.shape[-2] for image in images]
     nrows = 1 + len(rows)
@@ -249,7 +263,7 @@ def show_segmentations(
     for masks in rows.values():
         for mask in masks:
             values.update(mask.unique().tolist())
-    for r, (row_title, row) in enumerate(zip(["image", *rows], pictures)):
+    for r, (row_title, row) in enumerate(zip([tr("image"), *rows], pictures)):
         for c, picture in enumerate(row):
             ax = axes[r, c]
             ax.imshow(picture, interpolation="nearest")
@@ -273,28 +287,33 @@ def plot_history(history: dict):
     epochs = len(history["train_loss"])
     steps_per_epoch = len(steps) / max(epochs, 1)
     if steps:
-        ax_loss.plot([i / steps_per_epoch for i in range(1, len(steps) + 1)], steps, alpha=0.35, label="train (step)")
-    ax_loss.plot(range(1, epochs + 1), history["train_loss"], "o-", label="train (epoch)")
+        ax_loss.plot(
+            [i / steps_per_epoch for i in range(1, len(steps) + 1)], steps, alpha=0.35, label=tr("train (step)")
+        )
+    ax_loss.plot(range(1, epochs + 1), history["train_loss"], "o-", label=tr("train (epoch)"))
     if history.get("val_loss"):
-        ax_loss.plot(range(1, epochs + 1), history["val_loss"], "s-", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss", yscale="log")
+        ax_loss.plot(range(1, epochs + 1), history["val_loss"], "s-", label=tr("validation"))
+    ax_loss.set(xlabel=tr("epoch"), ylabel=tr("cross-entropy"), title=tr("loss"), yscale="log")
     ax_loss.legend()
-    ax_acc.plot(range(1, epochs + 1), history["train_accuracy"], "o-", label="train")
+    ax_acc.plot(range(1, epochs + 1), history["train_accuracy"], "o-", label=tr("train"))
     if history.get("val_accuracy"):
-        ax_acc.plot(range(1, epochs + 1), history["val_accuracy"], "s-", label="validation")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+        ax_acc.plot(range(1, epochs + 1), history["val_accuracy"], "s-", label=tr("validation"))
+    ax_acc.set(xlabel=tr("epoch"), ylabel=tr("accuracy"), title=tr("accuracy"), ylim=(0, 1.02))
     ax_acc.legend()
     fig.tight_layout()
     return fig
 
 
 def plot_confusion_matrix(
-    cm: torch.Tensor, class_names: Sequence[str], title: str = "confusion matrix", colorbar: bool = False
+    cm: torch.Tensor, class_names: Sequence[str], title: str | None = None, colorbar: bool = False
 ):
     """Counts (K, K) with rows = true class, columns = predicted class, written in each cell.
 
+    title: None gives "confusion matrix" (in the course's language).
     colorbar: also add a colour scale of the counts (off by default: every cell states its count).
     """
+    if title is None:
+        title = tr("confusion matrix")
     fig, ax = plt.subplots(
         figsize=(0.7 * len(class_names) + 2 + 1.2 * colorbar, 0.7 * len(class_names) + 1.5),
         layout="constrained" if colorbar else None,
@@ -306,9 +325,9 @@ def plot_confusion_matrix(
             ax.text(col, row, str(value), ha="center", va="center", color=color, fontsize=9)
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set(xlabel=tr("predicted"), ylabel=tr("true"), title=title)
     if colorbar:
-        fig.colorbar(shown, ax=ax, label="count", shrink=0.8)
+        fig.colorbar(shown, ax=ax, label=tr("count"), shrink=0.8)
     else:
         fig.tight_layout()  # unchanged default look (tight_layout cannot place a colorbar axes)
     return fig
@@ -345,13 +364,13 @@ def plot_heatmaps(
         ax.axis("off")
     picture = _as_picture(image)
     axes[0].imshow(picture)
-    axes[0].set_title("image", fontsize=9)
+    axes[0].set_title(tr("image"), fontsize=9)
     scores = scores.detach().cpu()
     low, high = scores.min().item(), scores.max().item()
     shown = None
     for ax, name, heatmap in zip(axes[1:], class_names, scores):
         shown = ax.imshow(heatmap.numpy(), cmap=HEATMAP_CMAP, vmin=low, vmax=high)
-        ax.set_title(f"{name} (max {heatmap.max():.1f})", fontsize=9)
+        ax.set_title(tr("{name} (max {maximum:.1f})", name=name, maximum=heatmap.max()), fontsize=9)
     if colorbar and shown is not None:
-        fig.colorbar(shown, ax=axes, shrink=min(0.9, 0.5 + 0.2 * nrows), label="class score (logit)")
+        fig.colorbar(shown, ax=axes, shrink=min(0.9, 0.5 + 0.2 * nrows), label=tr("class score (logit)"))
     return fig

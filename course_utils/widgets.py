@@ -16,9 +16,12 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import torch
 
+from .i18n import tr
 from .segment import scores_to_mask, segmentation_report
 from .viz import HEATMAP_CMAP, add_class_legend, mask_to_rgb, to_uint8
 
+#: The option that shows the predicted mask, not one class's heatmap (English; each explorer shows
+#: it in the course's language, as its `all_classes`, and accepts either).
 ALL_CLASSES = "all classes (mask)"
 
 
@@ -43,19 +46,33 @@ class FCNExplorer:
 
         if not (len(images) == len(scores) == len(masks)):
             raise ValueError(
-                f"need as many images, score maps and masks, got {len(images)}, {len(scores)}, {len(masks)}"
+                tr(
+                    "need as many images, score maps and masks, got {images}, {scores}, {masks}",
+                    images=len(images),
+                    scores=len(scores),
+                    masks=len(masks),
+                )
             )
         if scores.shape[1] != len(class_names):
-            raise ValueError(f"scores have {scores.shape[1]} classes but {len(class_names)} class names were given")
+            raise ValueError(
+                tr(
+                    "scores have {classes} classes but {names} class names were given",
+                    classes=scores.shape[1],
+                    names=len(class_names),
+                )
+            )
         self.images, self.scores, self.masks = images.cpu(), scores.cpu(), masks.cpu()
         self.class_names = list(class_names)
         low, high = float(scores.min()), float(scores.max())
         self.score_range = (low, high)  # one heatmap colour scale for every image and class
-        self.image = w.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
-        self.choice = w.Dropdown(options=[ALL_CLASSES, *self.class_names], value=ALL_CLASSES, description="show")
+        self.image = w.IntSlider(value=0, min=0, max=len(images) - 1, description=tr("image"))
+        self.all_classes = tr("all classes (mask)")  # ALL_CLASSES in the course's language
+        self.choice = w.Dropdown(
+            options=[self.all_classes, *self.class_names], value=self.all_classes, description=tr("show")
+        )
         low, high = math.floor(low * 10) / 10, math.ceil(high * 10) / 10  # the whole score range
         self.threshold = w.FloatSlider(
-            value=min(max(threshold, low), high), min=low, max=high, step=0.05, description="threshold"
+            value=min(max(threshold, low), high), min=low, max=high, step=0.05, description=tr("threshold")
         )
         self.summary = w.HTML()
         self.picture = w.Image(format="png")
@@ -74,22 +91,22 @@ class FCNExplorer:
         predicted = scores_to_mask(scores[None], threshold)[0]
         fig, axes = plt.subplots(1, 3, figsize=(10, 4.0), layout="constrained")
         axes[0].imshow(to_uint8(image).permute(1, 2, 0).numpy())
-        axes[0].set_title(f"image {index}")
-        if choice == ALL_CLASSES:
+        axes[0].set_title(tr("image {index}", index=index))
+        if choice in (ALL_CLASSES, self.all_classes):
             axes[1].imshow(mask_to_rgb(predicted).permute(1, 2, 0).numpy(), interpolation="nearest")
-            axes[1].set_title(f"predicted mask (threshold {threshold:.2f})")
+            axes[1].set_title(tr("predicted mask (threshold {threshold:.2f})", threshold=threshold))
             shown_masks = [predicted, truth]
         else:
             k = self.class_names.index(choice)
             low, high = self.score_range
             heatmap = axes[1].imshow(scores[k].numpy(), cmap=HEATMAP_CMAP, vmin=low, vmax=high)
             axes[1].contour((scores[k] > threshold).numpy(), levels=[0.5], colors="red", linewidths=1.5)
-            axes[1].set_title(f"'{choice}' score, contour at {threshold:.2f}")
-            bar = fig.colorbar(heatmap, ax=axes[1], shrink=0.8, label=f"'{choice}' score (logit)")
+            axes[1].set_title(tr("'{name}' score, contour at {threshold:.2f}", name=choice, threshold=threshold))
+            bar = fig.colorbar(heatmap, ax=axes[1], shrink=0.8, label=tr("'{name}' score (logit)", name=choice))
             bar.ax.axhline(threshold, color="black", linewidth=1.5)  # the contour's level on the scale
             shown_masks = [truth]
         axes[2].imshow(mask_to_rgb(truth).permute(1, 2, 0).numpy(), interpolation="nearest")
-        axes[2].set_title("true mask")
+        axes[2].set_title(tr("true mask"))
         for ax in axes:
             ax.axis("off")
         values = set().union(*(mask.unique().tolist() for mask in shown_masks))
@@ -103,7 +120,12 @@ class FCNExplorer:
         predicted = scores_to_mask(self.scores[index][None], threshold)[0]
         report = segmentation_report(predicted, self.masks[index], self.class_names)
         found = sorted({self.class_names[v - 1] for v in predicted.unique().tolist() if v > 0})
-        return f"image {index}: predicted {', '.join(found) or 'nothing'}; mIoU of this image {report['mean_iou']:.2f}"
+        return tr(
+            "image {index}: predicted {classes}; mIoU of this image {miou:.2f}",
+            index=index,
+            classes=", ".join(found) or tr("nothing"),
+            miou=report["mean_iou"],
+        )
 
     def update(self, change=None) -> None:
         """Redraw after any control changed (the observer callback)."""

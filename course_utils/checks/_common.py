@@ -23,7 +23,16 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from ..i18n import language, tr
+
+#: The English message for an exercise still raising NotImplementedError (what the tests match);
+#: the message shown is `_not_written()`, in the course's language.
 NOT_WRITTEN = "not written yet: replace `raise NotImplementedError` with your code."
+
+
+def _not_written() -> str:
+    """NOT_WRITTEN in the current language."""
+    return tr("not written yet: replace `raise NotImplementedError` with your code.")
 
 
 # =========================================================================== errors and tracebacks
@@ -60,8 +69,10 @@ def _without_hidden_frames(tb: types.TracebackType | None) -> types.TracebackTyp
 
 
 def _ordinal(index: int) -> str:
-    """0 -> '1st', 1 -> '2nd', 10 -> '11th'."""
+    """0 -> '1st', 1 -> '2nd', 10 -> '11th' (in Korean '1번째', '2번째', '11번째')."""
     number = index + 1
+    if language() == "ko":
+        return f"{number}번째"
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
 
@@ -76,26 +87,34 @@ def _describe(value) -> str:
         return "None"
     kind = type(value)
     if isinstance(value, torch.Tensor):
-        return f"a torch.Tensor of shape {_shape(value.shape)}"
+        return tr("a torch.Tensor of shape {shape}", shape=_shape(value.shape))
     if hasattr(value, "shape") and hasattr(value, "dtype"):  # a NumPy (or other) array
-        return f"a {kind.__module__.split('.')[0]}.{kind.__name__} of shape {_shape(value.shape)}"
+        return tr(
+            "a {type} of shape {shape}",
+            type=f"{kind.__module__.split('.')[0]}.{kind.__name__}",
+            shape=_shape(value.shape),
+        )
     if isinstance(value, nn.Module):
-        return f"an nn.Module ({kind.__name__})"
+        return tr("an nn.Module ({type})", type=kind.__name__)
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
-    article = "an" if kind.__name__[0] in "aeiou" else "a"
+    vowel = kind.__name__[0] in "aeiou"  # English: "an int", "a list"
     if isinstance(value, (list, tuple, dict)):
-        return f"{article} {kind.__name__} of {len(value)} items {text}"
-    return f"{article} {kind.__name__} {text}"
+        if vowel:
+            return tr("an {type} of {count} items {value}", type=kind.__name__, count=len(value), value=text)
+        return tr("a {type} of {count} items {value}", type=kind.__name__, count=len(value), value=text)
+    if vowel:
+        return tr("an {type} {value}", type=kind.__name__, value=text)
+    return tr("a {type} {value}", type=kind.__name__, value=text)
 
 
 def _make_a_tensor_hint(value) -> str:
     """How to turn what came back into a tensor."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return "use torch operations (or torch.as_tensor)"
+        return tr("use torch operations (or torch.as_tensor)")
     if isinstance(value, (list, tuple)):
-        return "build a tensor, e.g. torch.tensor([...]) or torch.stack([...])"
-    return "return a torch.Tensor"
+        return tr("build a tensor, e.g. torch.tensor([...]) or torch.stack([...])")
+    return tr("return a torch.Tensor")
 
 
 def _first_line(error: BaseException) -> str:
@@ -113,14 +132,20 @@ class _Exercise:
         return SelfCheckError(f"{self.name}: {message}")
 
     def passed(self, detail: str) -> None:
-        print(f"✓ {self.name}: {detail}")
+        print(tr("✓ {exercise}: {detail}", exercise=self.name, detail=detail))
 
     def crash(self, case: str, error: Exception, hint: str | None = None) -> SelfCheckError:
         """The error to raise when the learner's code raised `error` for `case`."""
         if isinstance(error, NotImplementedError):
-            return self.error(NOT_WRITTEN)
+            return self.error(_not_written())
         return self.error(
-            f"{case}, your code raised {type(error).__name__}: {_first_line(error)}" + (f" ({hint})" if hint else "")
+            tr(
+                "{case}, your code raised {error}: {detail}",
+                case=case,
+                error=type(error).__name__,
+                detail=_first_line(error),
+            )
+            + (f" ({hint})" if hint else "")
         )
 
     def run(self, case: str, function: Callable, *args, explain: Callable[[Exception], str | None] | None = None):
@@ -141,7 +166,7 @@ class _Exercise:
         """Raise if `got` is None: the learner's function forgot its `return`."""
         __tracebackhide__ = True
         if got is None:
-            raise self.error(f"{case}, your function returned None: did you forget `return`?")
+            raise self.error(tr("{case}, your function returned None: did you forget `return`?", case=case))
 
     def expect_tensor(
         self, case: str, got, shape, *, why: str = "", shape_hint: Callable[[tuple], str | None] | None = None
@@ -152,14 +177,25 @@ class _Exercise:
         self.expect_returned(case, got)
         if not isinstance(got, torch.Tensor):
             raise self.error(
-                f"{case}, expected a torch.Tensor of shape {_shape(shape)}, got {_describe(got)}: "
-                f"{_make_a_tensor_hint(got)}{why}"
+                tr(
+                    "{case}, expected a torch.Tensor of shape {shape}, got {got}: {hint}{why}",
+                    case=case,
+                    shape=_shape(shape),
+                    got=_describe(got),
+                    hint=_make_a_tensor_hint(got),
+                    why=why,
+                )
             )
         if tuple(got.shape) != shape:
             hint = shape_hint(tuple(got.shape)) if shape_hint else None
             raise self.error(
-                f"{case}, expected a torch.Tensor of shape {_shape(shape)}, got shape "
-                f"{_shape(got.shape)}" + (f": {hint}" if hint else "")
+                tr(
+                    "{case}, expected a torch.Tensor of shape {expected}, got shape {got}",
+                    case=case,
+                    expected=_shape(shape),
+                    got=_shape(got.shape),
+                )
+                + (f": {hint}" if hint else "")
             )
         return got
 
@@ -177,19 +213,33 @@ class _Exercise:
         got = _gradients(output, upstream, list(inputs.values()))
         if isinstance(got, Exception):
             raise self.error(
-                f"{case}, backpropagating through your result raised {type(got).__name__}: {_first_line(got)}"
+                tr(
+                    "{case}, backpropagating through your result raised {error}: {detail}",
+                    case=case,
+                    error=type(got).__name__,
+                    detail=_first_line(got),
+                )
             )
         missing = [name for name, grad in zip(inputs, got) if grad is None]
         if missing:
             raise self.error(
-                f"{case}, no gradient reaches {_join(missing)}: the result was computed under "
-                f"torch.no_grad(), or from .detach() or .data, so {consequence}"
+                tr(
+                    "{case}, no gradient reaches {names}: the result was computed under "
+                    "torch.no_grad(), or from .detach() or .data, so {consequence}",
+                    case=case,
+                    names=_join(missing),
+                    consequence=consequence,
+                )
             )
         for name, grad in zip(inputs, got):
             if not torch.allclose(grad, expected[name], rtol=1e-4, atol=1e-5):
                 raise self.error(
-                    f"{case}, the gradient reaching {name} differs from the reference's by up to "
-                    f"{(grad - expected[name]).abs().max().item():.3g}"
+                    tr(
+                        "{case}, the gradient reaching {name} differs from the reference's by up to {difference:.3g}",
+                        case=case,
+                        name=name,
+                        difference=(grad - expected[name]).abs().max().item(),
+                    )
                 )
 
 
@@ -204,7 +254,9 @@ def _gradients(output: torch.Tensor, upstream: torch.Tensor, inputs: list[torch.
 
 
 def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if len(names) == 1:
+        return names[0]
+    return tr("{names} and {last}", names=", ".join(names[:-1]), last=names[-1])
 
 
 def _first_match(got: torch.Tensor, candidates, atol: float = 1e-5) -> str | None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..i18n import tr
 from ..models import VGG11_LAYOUT, VGG11Backbone, count_parameters
 from ._common import _describe, _Exercise, _first_match, _join, _ordinal, _self_check, _shape
 
@@ -76,29 +77,36 @@ def _unregistered_layers(model: nn.Module) -> list[str]:
     for module in model.modules():
         for name, value in vars(module).items():
             if isinstance(value, (list, tuple, dict)) and any(m not in registered for m in layers_in(value)):
-                found.append(f"self.{name} (a {type(value).__name__})")
+                found.append(tr("self.{name} (a {type})", name=name, type=type(value).__name__))
     return found
 
 
 def _build_backbone(exercise: _Exercise, make_backbone: Callable, width: int) -> nn.Module:
     __tracebackhide__ = True
-    model = exercise.run(f"building it with width={width}", make_backbone, width)
+    model = exercise.run(tr("building it with width={width}", width=width), make_backbone, width)
     if not isinstance(model, nn.Module):
         if model is None:
-            raise exercise.error(f"make_backbone({width}) returned None: did you forget `return`?")
-        raise exercise.error(f"make_backbone({width}) should give an nn.Module, got {_describe(model)}")
+            raise exercise.error(tr("make_backbone({width}) returned None: did you forget `return`?", width=width))
+        raise exercise.error(
+            tr("make_backbone({width}) should give an nn.Module, got {got}", width=width, got=_describe(model))
+        )
     if any(isinstance(module, VGG11Backbone) for module in model.modules()):
         raise exercise.error(
-            "that is the course's VGG11Backbone: build the layers yourself "
-            "(nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)"
+            tr(
+                "that is the course's VGG11Backbone: build the layers yourself "
+                "(nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d)"
+            )
         )
     hidden = _unregistered_layers(model)
     if hidden:
         raise exercise.error(
-            f"the layers in {_join(hidden)} are invisible to PyTorch: a plain Python list or "
-            "dict does not register them, so their parameters are not in model.parameters() "
-            "(never trained, never moved to the GPU, not saved): use nn.ModuleList or "
-            "nn.Sequential (or nn.ModuleDict)"
+            tr(
+                "the layers in {attributes} are invisible to PyTorch: a plain Python list or "
+                "dict does not register them, so their parameters are not in model.parameters() "
+                "(never trained, never moved to the GPU, not saved): use nn.ModuleList or "
+                "nn.Sequential (or nn.ModuleDict)",
+                attributes=_join(hidden),
+            )
         )
     return model
 
@@ -106,19 +114,19 @@ def _build_backbone(exercise: _Exercise, make_backbone: Callable, width: int) ->
 def _count_hint(difference: int, per_channel: int, has_batchnorm: bool) -> str | None:
     """Name the mistake behind a parameter count `difference` (got - expected), if it is a known one."""
     if difference == -per_channel:
-        return (
+        return tr(
             "the convolutions have no bias (one number short per output channel): VGG11-BN keeps "
             "nn.Conv2d's default bias=True, so that torchvision's weights fit"
         )
     if difference == -2 * per_channel:
         if has_batchnorm:
-            return "the BatchNorm layers have no weight and bias (affine=False): keep the default affine=True"
-        return (
+            return tr("the BatchNorm layers have no weight and bias (affine=False): keep the default affine=True")
+        return tr(
             "no BatchNorm (two numbers, weight and bias, short per channel): add nn.BatchNorm2d(C) after "
             "each convolution"
         )
     if difference == -3 * per_channel:
-        return "no BatchNorm, and convolutions without bias: each layer is Conv2d(bias=True) -> BatchNorm2d -> ReLU"
+        return tr("no BatchNorm, and convolutions without bias: each layer is Conv2d(bias=True) -> BatchNorm2d -> ReLU")
     return None
 
 
@@ -130,13 +138,21 @@ def _check_parameter_count(exercise: _Exercise, model: nn.Module, width: int) ->
         return None
     per_channel = sum(channels for channels, _ in _vgg_layers(width))
     has_batchnorm = any(isinstance(module, nn.BatchNorm2d) for module in model.modules())
-    message = f"expected {expected:,} parameters at width {width}, got {got:,} (difference {got - expected:+,})"
+    counts = {"expected": expected, "width": width, "got": got, "difference": got - expected}
     hint = _count_hint(got - expected, per_channel, has_batchnorm)
     if hint:
-        raise exercise.error(f"{message}: {hint}")
-    return (
-        f"{message}: a conv3x3 from C_in to C_out has 9*C_in*C_out + C_out parameters, a BatchNorm over C "
-        "channels 2*C: compare your layers with the table above"
+        raise exercise.error(
+            tr(
+                "expected {expected:,} parameters at width {width}, got {got:,} (difference {difference:+,}): {hint}",
+                hint=hint,
+                **counts,
+            )
+        )
+    return tr(
+        "expected {expected:,} parameters at width {width}, got {got:,} (difference {difference:+,}): a conv3x3 "
+        "from C_in to C_out has 9*C_in*C_out + C_out parameters, a BatchNorm over C channels 2*C: compare your "
+        "layers with the table above",
+        **counts,
     )
 
 
@@ -151,34 +167,61 @@ def _check_convolutions(exercise: _Exercise, mine: list[dict], reference: list[d
     pools = ", ".join(str(i + 1) for i, (_, pool) in enumerate(_vgg_layers(width)) if pool)
     seen = set()
     for index, (call, ref) in enumerate(zip(mine, reference)):
-        conv, ref_conv, which = call["module"], ref["module"], f"the {_ordinal(index)} convolution used in forward"
+        conv, ref_conv = call["module"], ref["module"]
+        which = tr("the {ordinal} convolution used in forward", ordinal=_ordinal(index))
         if conv in seen:
-            raise exercise.error(f"{which} was already used before: each layer needs its own nn.Conv2d")
+            raise exercise.error(tr("{layer} was already used before: each layer needs its own nn.Conv2d", layer=which))
         seen.add(conv)
         if conv.weight.shape != ref_conv.weight.shape:
             hint = (
-                "3x3 kernels"
+                tr("3x3 kernels")
                 if conv.weight.shape[-2:] != ref_conv.weight.shape[-2:]
-                else f"at width {width} the layers have {channels} output channels, from 3 input channels"
+                else tr(
+                    "at width {width} the layers have {channels} output channels, from 3 input channels",
+                    width=width,
+                    channels=channels,
+                )
             )
             raise exercise.error(
-                f"{which} has weight shape {_shape(conv.weight.shape)} (C_out, C_in, kh, kw), "
-                f"expected {_shape(ref_conv.weight.shape)} ({hint})"
+                tr(
+                    "{layer} has weight shape {shape} (C_out, C_in, kh, kw), expected {expected} ({hint})",
+                    layer=which,
+                    shape=_shape(conv.weight.shape),
+                    expected=_shape(ref_conv.weight.shape),
+                    hint=hint,
+                )
             )
         if conv.bias is None:
-            raise exercise.error(f"{which} has no bias: VGG11-BN keeps nn.Conv2d's default bias=True")
+            raise exercise.error(tr("{layer} has no bias: VGG11-BN keeps nn.Conv2d's default bias=True", layer=which))
         if call["output"] is not None and call["output"] != call["input"]:
             raise exercise.error(
-                f"{which} turns {call['input'][0]}x{call['input'][1]} maps into "
-                f"{call['output'][0]}x{call['output'][1]}: convolutions without padding shrink "
-                "the map; use padding=1 so that a 3x3 convolution keeps the size"
+                tr(
+                    "{layer} turns {height}x{width} maps into {out_height}x{out_width}: convolutions without "
+                    "padding shrink the map; use padding=1 so that a 3x3 convolution keeps the size",
+                    layer=which,
+                    height=call["input"][0],
+                    width=call["input"][1],
+                    out_height=call["output"][0],
+                    out_width=call["output"][1],
+                )
             )
         if call["input"] != ref["input"]:
             (h, w), (ref_h, ref_w) = call["input"], ref["input"]
-            mistake = "a pool is missing or comes too late" if h > ref_h else "a pool too many, or one too early"
+            mistake = (
+                tr("a pool is missing or comes too late") if h > ref_h else tr("a pool too many, or one too early")
+            )
             raise exercise.error(
-                f"{which} sees {h}x{w} maps, expected {ref_h}x{ref_w}: {mistake} (VGG11 "
-                f"max-pools 2x2 after layers {pools} only)"
+                tr(
+                    "{layer} sees {height}x{width} maps, expected {expected_height}x{expected_width}: {mistake} "
+                    "(VGG11 max-pools 2x2 after layers {pooled_layers} only)",
+                    layer=which,
+                    height=h,
+                    width=w,
+                    expected_height=ref_h,
+                    expected_width=ref_w,
+                    mistake=mistake,
+                    pooled_layers=pools,
+                )
             )
 
 
@@ -186,32 +229,52 @@ def _check_batchnorms(exercise: _Exercise, mine: list[dict], reference: list[dic
     __tracebackhide__ = True
     seen = set()
     for index, (call, ref) in enumerate(zip(mine, reference)):
-        norm, which = call["module"], f"the {_ordinal(index)} BatchNorm used in forward"
+        norm, which = call["module"], tr("the {ordinal} BatchNorm used in forward", ordinal=_ordinal(index))
         if norm in seen:
-            raise exercise.error(f"{which} was already used before: each layer needs its own nn.BatchNorm2d")
+            raise exercise.error(
+                tr("{layer} was already used before: each layer needs its own nn.BatchNorm2d", layer=which)
+            )
         seen.add(norm)
         if norm.num_features != ref["module"].num_features or norm.weight is None or norm.running_mean is None:
             raise exercise.error(
-                f"{which} is {norm}, expected {ref['module']} (with its default affine weight and running statistics)"
+                tr(
+                    "{layer} is {got}, expected {expected} (with its default affine weight and running statistics)",
+                    layer=which,
+                    got=norm,
+                    expected=ref["module"],
+                )
             )
 
 
 def _check_all_used(
     exercise: _Exercise, model: nn.Module, kind: type, name: str, mine: list[dict], theirs: list[dict]
 ) -> None:
-    """After a whole forward pass: as many layers of this kind as the reference, and none left unused."""
+    """After a whole forward pass: as many layers of this kind as the reference, and none left unused.
+
+    `name`: the kind of layer, for the messages ("convolution", in the course's language, or "BatchNorm").
+    """
     __tracebackhide__ = True
     used = {id(call["module"]) for call in mine}
     unused = sum(isinstance(module, kind) and id(module) not in used for module in model.modules())
-    never = f"{unused} of your {name} layers {'is' if unused == 1 else 'are'} never used in forward"
+    if unused == 1:
+        never = tr("{count} of your {kind} layers is never used in forward", count=unused, kind=name)
+    else:
+        never = tr("{count} of your {kind} layers are never used in forward", count=unused, kind=name)
     if len(mine) != len(theirs):
-        hint = never if unused else ("no BatchNorm: each layer is conv -> BatchNorm -> ReLU" if not mine else None)
-        raise exercise.error(
-            f"forward uses {len(mine)} {name} layers, expected {len(theirs)}" + (f" ({hint})" if hint else "")
-        )
+        hint = never if unused else (tr("no BatchNorm: each layer is conv -> BatchNorm -> ReLU") if not mine else None)
+        counts = {"count": len(mine), "kind": name, "expected": len(theirs)}
+        if hint:
+            raise exercise.error(
+                tr("forward uses {count} {kind} layers, expected {expected} ({hint})", hint=hint, **counts)
+            )
+        raise exercise.error(tr("forward uses {count} {kind} layers, expected {expected}", **counts))
     if unused:
         raise exercise.error(
-            f"{never}: create only the layers forward uses, as their parameters are counted (and saved) all the same"
+            tr(
+                "{never_used}: create only the layers forward uses, as their parameters are counted (and saved) "
+                "all the same",
+                never_used=never,
+            )
         )
 
 
@@ -225,7 +288,7 @@ def _check_layers_used(
     _check_convolutions(exercise, convs, reference_convs, width)
     _check_batchnorms(exercise, norms, reference_norms)
     if complete:
-        _check_all_used(exercise, model, nn.Conv2d, "convolution", convs, reference_convs)
+        _check_all_used(exercise, model, nn.Conv2d, tr("convolution"), convs, reference_convs)
         _check_all_used(exercise, model, nn.BatchNorm2d, "BatchNorm", norms, reference_norms)
     return [call["module"] for call in convs], [call["module"] for call in norms]
 
@@ -259,7 +322,10 @@ def _record_forward(model: nn.Module, x: torch.Tensor) -> tuple[list[dict], torc
 
 
 def _load_in_order(exercise: _Exercise, sources: list[nn.Module], targets: list[nn.Module], what: str) -> None:
-    """Copy each reference layer's tensors into the learner's layer used at the same place in forward."""
+    """Copy each reference layer's tensors into the learner's layer used at the same place in forward.
+
+    `what`: the kind of layer, for the messages ("convolution", in the course's language, or "BatchNorm").
+    """
     __tracebackhide__ = True
     names = ("weight", "bias", "running_mean", "running_var")
     with torch.no_grad():
@@ -269,10 +335,26 @@ def _load_in_order(exercise: _Exercise, sources: list[nn.Module], targets: list[
                     continue
                 mine = getattr(target, name, None)
                 if mine is None or mine.shape != getattr(source, name).shape:
-                    got = "none" if mine is None else f"shape {_shape(mine.shape)}"
+                    fields = {
+                        "ordinal": _ordinal(index),
+                        "kind": what,
+                        "tensor": name,
+                        "expected": _shape(getattr(source, name).shape),
+                    }
+                    if mine is None:
+                        raise exercise.error(
+                            tr(
+                                "the {ordinal} {kind} used in forward has {tensor} none, expected shape {expected}",
+                                **fields,
+                            )
+                        )
                     raise exercise.error(
-                        f"the {_ordinal(index)} {what} used in forward has {name} {got}, expected "
-                        f"shape {_shape(getattr(source, name).shape)}"
+                        tr(
+                            "the {ordinal} {kind} used in forward has {tensor} shape {shape}, expected shape "
+                            "{expected}",
+                            shape=_shape(mine.shape),
+                            **fields,
+                        )
                     )
                 mine.copy_(getattr(source, name))
 
@@ -300,15 +382,15 @@ def _backbone_variants(x, convs, norms, width) -> list[tuple[torch.Tensor, str]]
         return [
             (
                 _vgg_forward(x, convs, norms, width, order=("conv", "relu", "bn")),
-                "ReLU comes before BatchNorm: each layer is conv -> BatchNorm -> ReLU",
+                tr("ReLU comes before BatchNorm: each layer is conv -> BatchNorm -> ReLU"),
             ),
             (
                 _vgg_forward(x, convs, norms, width, pool=F.avg_pool2d),
-                "the pools average: VGG uses max pooling, nn.MaxPool2d(2)",
+                tr("the pools average: VGG uses max pooling, nn.MaxPool2d(2)"),
             ),
             (
                 _vgg_forward(x, convs, norms, width, order=("conv", "bn")),
-                "there is no ReLU: each layer is conv -> BatchNorm -> ReLU",
+                tr("there is no ReLU: each layer is conv -> BatchNorm -> ReLU"),
             ),
         ]
 
@@ -316,10 +398,10 @@ def _backbone_variants(x, convs, norms, width) -> list[tuple[torch.Tensor, str]]
 def _stride_hint(expected: tuple) -> Callable[[tuple], str]:
     def hint(shape: tuple) -> str:
         if shape[:2] == expected[:2] and shape[2:] == (expected[2] // 2, expected[3] // 2):
-            return (
+            return tr(
                 "output stride 32: there is a fifth pool (pool5) after the last layer; the backbone stops at stride 16"
             )
-        return "four 2x2 max pools: stride 16, no pool after the last layer"
+        return tr("four 2x2 max pools: stride 16, no pool after the last layer")
 
     return hint
 
@@ -331,9 +413,13 @@ def _check_width_is_used(exercise: _Exercise, make_backbone: Callable, full: nn.
     count = count_parameters(small)
     if count == count_parameters(full) != count_parameters(VGG11Backbone(width)):
         raise exercise.error(
-            f"make_backbone({width}) has {count:,} parameters, as many as make_backbone(64): "
-            "width is not used; every layer's channels scale with it (width, 2*width, 4*width, "
-            "8*width)"
+            tr(
+                "make_backbone({width}) has {count:,} parameters, as many as make_backbone(64): "
+                "width is not used; every layer's channels scale with it (width, 2*width, 4*width, "
+                "8*width)",
+                width=width,
+                count=count,
+            )
         )
     return small
 
@@ -356,9 +442,13 @@ def _compare_backbone_outputs(
     if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
         hint = _first_match(got, _backbone_variants(x, convs, norms, width), atol=1e-4)
         raise exercise.error(
-            f"{case}, same weights and statistics as the reference, different outputs (max "
-            f"difference {(got - expected).abs().max().item():.3g}): "
-            + (hint or "check the order conv -> BatchNorm -> ReLU in every layer, and the pools")
+            tr(
+                "{case}, same weights and statistics as the reference, different outputs (max "
+                "difference {difference:.3g}): {hint}",
+                case=case,
+                difference=(got - expected).abs().max().item(),
+                hint=hint or tr("check the order conv -> BatchNorm -> ReLU in every layer, and the pools"),
+            )
         )
 
 
@@ -372,7 +462,7 @@ def check_backbone(make_backbone: Callable[[int], nn.Module]) -> None:
     order, then both run in eval mode on a non-square batch.
     """
     __tracebackhide__ = True
-    exercise = _Exercise("VGG11 backbone")
+    exercise = _Exercise(tr("VGG11 backbone"))
     model = _build_backbone(exercise, make_backbone, 64)
     wrong_count = _check_parameter_count(exercise, model, 64)
     width = 8
@@ -381,7 +471,7 @@ def check_backbone(make_backbone: Callable[[int], nn.Module]) -> None:
     reference = _reference_backbone(width)
     x = torch.rand(2, 3, 96, 64, generator=torch.Generator().manual_seed(0))
     reference_calls, expected = _record_forward(reference, x)
-    case = "for a (2, 3, 96, 64) batch"
+    case = tr("for a {shape} batch", shape="(2, 3, 96, 64)")
     calls, output = _record_forward(small, x.clone())
     if isinstance(output, Exception):
         _check_layers_used(exercise, small, calls, reference_calls, width, complete=False)
@@ -392,7 +482,9 @@ def check_backbone(make_backbone: Callable[[int], nn.Module]) -> None:
 
     reference_convs = [call["module"] for call in _layers_used(reference_calls, nn.Conv2d)]
     reference_norms = [call["module"] for call in _layers_used(reference_calls, nn.BatchNorm2d)]
-    _load_in_order(exercise, reference_convs, convs, "convolution")
+    _load_in_order(exercise, reference_convs, convs, tr("convolution"))
     _load_in_order(exercise, reference_norms, norms, "BatchNorm")
     _compare_backbone_outputs(exercise, case, small, x, expected, reference_convs, reference_norms, width)
-    exercise.passed(f"{count_parameters(model):,} parameters, same layers and outputs as the reference.")
+    exercise.passed(
+        tr("{count:,} parameters, same layers and outputs as the reference.", count=count_parameters(model))
+    )

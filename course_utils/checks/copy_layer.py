@@ -7,26 +7,37 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from ..i18n import tr
 from ._common import _Exercise, _self_check, _shape
 
 #: (K classes, C channels): not the notebook's 7 and 512, so that hard-coded sizes show.
 _COPY_SIZES = [(5, 12), (3, 20)]
 
-#: The hint for autograd's refusal to change a Parameter in place (also used by `flatten_head`).
+#: The hint for autograd's refusal to change a Parameter in place (also used by `flatten_head`), in English;
+#: the hint shown is `_no_grad_hint()`, in the course's language.
 _NO_GRAD_HINT = (
     "wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a Parameter it tracks"
 )
+
+
+def _no_grad_hint() -> str:
+    """_NO_GRAD_HINT in the current language."""
+    return tr(
+        "wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a Parameter it tracks"
+    )
 
 
 def _copy_error_hint(classes: int, channels: int) -> Callable[[Exception], str | None]:
     def explain(error: Exception) -> str | None:
         text = str(error)
         if "leaf Variable that requires grad" in text:
-            return _NO_GRAD_HINT
+            return _no_grad_hint()
         if "shape" in text or "size" in text:
-            return (
-                f"this check uses fc = nn.Linear({channels}, {classes}), not the notebook's 512 channels and 7 "
-                "classes: use fc's shapes, e.g. fc.weight.reshape(conv.weight.shape), not numbers"
+            return tr(
+                "this check uses fc = nn.Linear({channels}, {classes}), not the notebook's 512 channels and 7 "
+                "classes: use fc's shapes, e.g. fc.weight.reshape(conv.weight.shape), not numbers",
+                channels=channels,
+                classes=classes,
             )
         return None
 
@@ -56,12 +67,16 @@ def _check_copy_target(
     __tracebackhide__ = True
     weight, bias = fc_before
     if not (torch.equal(fc.weight.detach(), weight) and torch.equal(fc.bias.detach(), bias)):
-        raise exercise.error(f"{size}: fc was changed: copy from fc into conv, not the other way round")
+        raise exercise.error(tr("{size}: fc was changed: copy from fc into conv, not the other way round", size=size))
     if isinstance(result, nn.Module) and result is not conv and torch.equal(conv.weight.detach(), initial_weight):
         raise exercise.error(
-            f"{size}: you returned a new {type(result).__name__}, but the conv you were given "
-            "is unchanged: the network holds that conv, so fill its weight and bias in place "
-            "(conv.weight.copy_(...) inside torch.no_grad())"
+            tr(
+                "{size}: you returned a new {type}, but the conv you were given "
+                "is unchanged: the network holds that conv, so fill its weight and bias in place "
+                "(conv.weight.copy_(...) inside torch.no_grad())",
+                size=size,
+                type=type(result).__name__,
+            )
         )
 
 
@@ -74,15 +89,23 @@ def _check_copy_in_place(
         mine = getattr(conv, name)
         if mine is not None and _shares_memory(mine, getattr(fc, name)):
             raise exercise.error(
-                f"{size}: conv.{name} shares memory with fc.{name}, so training one would change "
-                "the other: copy the values with conv.weight.copy_(...) inside torch.no_grad()"
+                tr(
+                    "{size}: conv.{name} shares memory with fc.{name}, so training one would change "
+                    "the other: copy the values with conv.weight.copy_(...) inside torch.no_grad()",
+                    size=size,
+                    name=name,
+                )
             )
     for name in ("weight", "bias"):
         if getattr(conv, name) is not originals[name]:
             raise exercise.error(
-                f"{size}: conv.{name} is a new nn.Parameter, so an optimizer (or a hook) holding "
-                f"the old one would not see the copy: copy into the existing Parameter in place, "
-                f"conv.{name}.copy_(...) inside torch.no_grad()"
+                tr(
+                    "{size}: conv.{name} is a new nn.Parameter, so an optimizer (or a hook) holding "
+                    "the old one would not see the copy: copy into the existing Parameter in place, "
+                    "conv.{name}.copy_(...) inside torch.no_grad()",
+                    size=size,
+                    name=name,
+                )
             )
 
 
@@ -98,27 +121,42 @@ def _check_copied_values(
     classes, channels = weight.shape
     if tuple(conv.weight.shape) != (classes, channels, 1, 1):
         raise exercise.error(
-            f"{size}: expected conv.weight of shape {(classes, channels, 1, 1)}, got {_shape(conv.weight.shape)}"
+            tr(
+                "{size}: expected conv.weight of shape {expected}, got {got}",
+                size=size,
+                expected=(classes, channels, 1, 1),
+                got=_shape(conv.weight.shape),
+            )
         )
     got = conv.weight.detach().flatten(1)
     if not torch.equal(got, weight):
         if torch.equal(conv.weight.detach(), initial_weight):
-            hint = "conv.weight was not changed"
+            hint = tr("conv.weight was not changed")
         elif torch.equal(got.flatten().sort().values, weight.flatten().sort().values):
-            hint = (
+            hint = tr(
                 "fc's numbers in the wrong places: fc.weight is (K, C) = (classes, channels) like conv.weight "
                 "(K, C, 1, 1): reshape it, or add two dimensions, without transposing"
             )
         else:
-            hint = "conv.weight[k, c, 0, 0] must be fc.weight[k, c]"
+            hint = tr("conv.weight[k, c, 0, 0] must be fc.weight[k, c]")
         raise exercise.error(
-            f"{size}: conv.weight differs from fc.weight by up to {(got - weight).abs().max().item():.3g} ({hint})"
+            tr(
+                "{size}: conv.weight differs from fc.weight by up to {difference:.3g} ({hint})",
+                size=size,
+                difference=(got - weight).abs().max().item(),
+                hint=hint,
+            )
         )
     if conv.bias is None or not torch.equal(conv.bias.detach(), bias):
         got_bias = "None" if conv.bias is None else f"{conv.bias.detach()[:3].tolist()}..."
         raise exercise.error(
-            f"{size}: expected conv.bias == fc.bias = {bias[:3].tolist()}..., got {got_bias} "
-            "(the bias was not copied: every class score would be off by a constant)"
+            tr(
+                "{size}: expected conv.bias == fc.bias = {expected}..., got {got} "
+                "(the bias was not copied: every class score would be off by a constant)",
+                size=size,
+                expected=bias[:3].tolist(),
+                got=got_bias,
+            )
         )
 
 
@@ -134,7 +172,11 @@ def check_copy_last_layer(copy_last_layer: Callable[[nn.Linear, nn.Conv2d], None
         weight, bias = fc.weight.detach().clone(), fc.bias.detach().clone()
         originals = {"weight": conv.weight, "bias": conv.bias}
         initial_weight = conv.weight.detach().clone()
-        size = f"with fc = nn.Linear({channels}, {classes}) (K={classes} classes, C={channels} channels)"
+        size = tr(
+            "with fc = nn.Linear({channels}, {classes}) (K={classes} classes, C={channels} channels)",
+            channels=channels,
+            classes=classes,
+        )
         result = exercise.run(size, copy_last_layer, fc, conv, explain=_copy_error_hint(classes, channels))
         _check_copy_target(exercise, size, fc, (weight, bias), conv, initial_weight, result)
         _check_copy_in_place(exercise, size, fc, conv, originals)
@@ -143,5 +185,5 @@ def check_copy_last_layer(copy_last_layer: Callable[[nn.Linear, nn.Conv2d], None
         with torch.no_grad():
             expected = fc(features.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
             if not torch.allclose(conv(features), expected, atol=1e-5):
-                raise exercise.error(f"{size}: conv(features) differs from fc applied at each position")
-    exercise.passed("weight and bias copied, for two layer sizes; conv == fc at every position.")
+                raise exercise.error(tr("{size}: conv(features) differs from fc applied at each position", size=size))
+    exercise.passed(tr("weight and bias copied, for two layer sizes; conv == fc at every position."))

@@ -16,8 +16,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..i18n import tr
 from ._common import _Exercise, _first_match, _self_check, _shape
-from .copy_layer import _NO_GRAD_HINT, _check_copy_in_place, _check_copy_target
+from .copy_layer import _check_copy_in_place, _check_copy_target, _no_grad_hint
 
 #: (C channels, h rows, w columns, D outputs): small, not the paper's 512, 7x7 and 4096, and the last
 #: window is not square, so that swapped rows and columns show.
@@ -33,19 +34,28 @@ def _head_error_hint(channels: int, h: int, w: int, outputs: int) -> Callable[[E
     def explain(error: Exception) -> str | None:
         text = str(error)
         if "leaf Variable that requires grad" in text:
-            return _NO_GRAD_HINT
+            return _no_grad_hint()
         if "shape" not in text and "size" not in text:
             return None
         if _PAPER_NUMBERS & set(re.findall(r"\d+", text)):
-            return (
-                f"this check uses fc = nn.Linear({channels * h * w}, {outputs}) on {channels}x{h}x{w} features, not "
+            return tr(
+                "this check uses fc = nn.Linear({inputs}, {outputs}) on {channels}x{h}x{w} features, not "
                 "the paper's 512x7x7 and 4096: take the sizes from conv.weight.shape, e.g. "
-                "fc.weight.reshape(conv.weight.shape), not numbers"
+                "fc.weight.reshape(conv.weight.shape), not numbers",
+                inputs=channels * h * w,
+                outputs=outputs,
+                channels=channels,
+                h=h,
+                w=w,
             )
-        return (
-            f"conv.weight is (D, C, h, w) = {(outputs, channels, h, w)} and fc.weight is (D, C*h*w) = "
-            f"{(outputs, channels * h * w)}: D already comes first, so reshape fc.weight straight to "
-            f"conv.weight.shape, with no .T, permute or transpose (here h = {h} rows, w = {w} columns)"
+        return tr(
+            "conv.weight is (D, C, h, w) = {conv_shape} and fc.weight is (D, C*h*w) = "
+            "{fc_shape}: D already comes first, so reshape fc.weight straight to "
+            "conv.weight.shape, with no .T, permute or transpose (here h = {h} rows, w = {w} columns)",
+            conv_shape=(outputs, channels, h, w),
+            fc_shape=(outputs, channels * h * w),
+            h=h,
+            w=w,
         )
 
     return explain
@@ -54,16 +64,18 @@ def _head_error_hint(channels: int, h: int, w: int, outputs: int) -> Callable[[E
 def _order_mistakes(weight: torch.Tensor, channels: int, h: int, w: int) -> list[tuple[torch.Tensor, str]]:
     """(conv weight, hint) for fc.weight (D, C*h*w) read in a wrong order."""
     outputs = weight.shape[0]
-    swapped = (
+    swapped = tr(
         "rows and columns swapped: within a channel PyTorch flattens row by row, column i*w + j is row i, "
         "column j, so fc.weight.reshape(D, C, h, w) with no transpose"
     )
     return [
         (
             weight.reshape(outputs, h, w, channels).permute(0, 3, 1, 2),
-            "fc's columns read channels last (rows, columns, then channels: Keras/TensorFlow's flatten order): "
-            "PyTorch flattens (C, h, w) channel first, then rows, then columns, so column c*h*w + i*w + j holds "
-            "feature (c, i, j): fc.weight.reshape(D, C, h, w), with no permute",
+            tr(
+                "fc's columns read channels last (rows, columns, then channels: Keras/TensorFlow's flatten order): "
+                "PyTorch flattens (C, h, w) channel first, then rows, then columns, so column c*h*w + i*w + j holds "
+                "feature (c, i, j): fc.weight.reshape(D, C, h, w), with no permute"
+            ),
         ),
         (weight.reshape(outputs, channels, w, h).transpose(2, 3), swapped),
     ]
@@ -79,28 +91,41 @@ def _check_head_weights(
     got = conv.weight.detach()
     if got.shape != expected.shape:
         raise exercise.error(
-            f"{size}: expected conv.weight of shape {_shape(expected.shape)}, got {_shape(got.shape)} "
-            "(reshape fc.weight to conv.weight.shape)"
+            tr(
+                "{size}: expected conv.weight of shape {expected}, got {got} (reshape fc.weight to conv.weight.shape)",
+                size=size,
+                expected=_shape(expected.shape),
+                got=_shape(got.shape),
+            )
         )
     if not torch.equal(got, expected):
         if torch.equal(got, initial):
-            hint = "conv.weight was not changed"
+            hint = tr("conv.weight was not changed")
         else:
             hint = _first_match(got, _order_mistakes(weight, channels, h, w))
         if hint is None and torch.equal(got.flatten().sort().values, expected.flatten().sort().values):
-            hint = (
+            hint = tr(
                 "fc's numbers in the wrong places: conv.weight[d, c, i, j] must be fc.weight[d, c*h*w + i*w + j], "
                 "that is fc.weight.reshape(D, C, h, w), with no .T, permute or transpose"
             )
         raise exercise.error(
-            f"{size}: conv.weight differs from fc.weight.reshape(D, C, h, w) by up to "
-            f"{(got - expected).abs().max().item():.3g}" + (f" ({hint})" if hint else "")
+            tr(
+                "{size}: conv.weight differs from fc.weight.reshape(D, C, h, w) by up to {difference:.3g}",
+                size=size,
+                difference=(got - expected).abs().max().item(),
+            )
+            + (f" ({hint})" if hint else "")
         )
     if conv.bias is None or not torch.equal(conv.bias.detach(), bias):
         got_bias = "None" if conv.bias is None else f"{_rounded(conv.bias.detach())}..."
         raise exercise.error(
-            f"{size}: expected conv.bias == fc.bias = {_rounded(bias)}..., got {got_bias} "
-            "(the bias was not copied: every output would be off by a constant)"
+            tr(
+                "{size}: expected conv.bias == fc.bias = {expected}..., got {got} "
+                "(the bias was not copied: every output would be off by a constant)",
+                size=size,
+                expected=_rounded(bias),
+                got=got_bias,
+            )
         )
 
 
@@ -125,14 +150,26 @@ def _check_head_outputs(exercise: _Exercise, size: str, fc: nn.Linear, conv: nn.
         expected, got = fc(small.flatten(1))[:, :, None, None], conv(small)
         if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5):
             raise exercise.error(
-                f"{size}: on an input of shape {_shape(small.shape)}, conv(features) is not "
-                f"fc(features.flatten(1)) of shape {_shape(expected.shape)}"
+                tr(
+                    "{size}: on an input of shape {input_shape}, conv(features) is not "
+                    "fc(features.flatten(1)) of shape {expected}",
+                    size=size,
+                    input_shape=_shape(small.shape),
+                    expected=_shape(expected.shape),
+                )
             )
         expected, got = _every_window(fc, large, h, w), conv(large)
         if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5):
             raise exercise.error(
-                f"{size}: on an input of shape {_shape(large.shape)}, conv(features) is not fc applied to "
-                f"every {h}x{w} window, of shape {_shape(expected.shape)}"
+                tr(
+                    "{size}: on an input of shape {input_shape}, conv(features) is not fc applied to "
+                    "every {h}x{w} window, of shape {expected}",
+                    size=size,
+                    input_shape=_shape(large.shape),
+                    h=h,
+                    w=w,
+                    expected=_shape(expected.shape),
+                )
             )
 
 
@@ -152,9 +189,14 @@ def check_linear_to_conv(linear_to_conv: Callable[[nn.Linear, nn.Conv2d], None])
         weight, bias = fc.weight.detach().clone(), fc.bias.detach().clone()
         originals = {"weight": conv.weight, "bias": conv.bias}
         initial = conv.weight.detach().clone()
-        size = (
-            f"with fc = nn.Linear({channels * h * w}, {outputs}) on (N, {channels}, {h}, {w}) features "
-            f"(C={channels}, h={h}, w={w}, D={outputs})"
+        size = tr(
+            "with fc = nn.Linear({inputs}, {outputs}) on (N, {channels}, {h}, {w}) features "
+            "(C={channels}, h={h}, w={w}, D={outputs})",
+            inputs=channels * h * w,
+            outputs=outputs,
+            channels=channels,
+            h=h,
+            w=w,
         )
         explain = _head_error_hint(channels, h, w, outputs)
         result = exercise.run(size, linear_to_conv, fc, conv, explain=explain)
@@ -163,6 +205,9 @@ def check_linear_to_conv(linear_to_conv: Callable[[nn.Linear, nn.Conv2d], None])
         _check_head_weights(exercise, size, conv, weight, bias, initial)
         _check_head_outputs(exercise, size, fc, conv, h, w)
     exercise.passed(
-        f"weight and bias copied in PyTorch's flatten order, for {len(_HEAD_SIZES)} head sizes; conv == fc on "
-        "an h x w input and on every window of a larger one."
+        tr(
+            "weight and bias copied in PyTorch's flatten order, for {count} head sizes; conv == fc on "
+            "an h x w input and on every window of a larger one.",
+            count=len(_HEAD_SIZES),
+        )
     )

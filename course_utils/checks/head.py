@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..i18n import tr
 from ._common import _Exercise, _first_match, _self_check
 
 #: Odd-sized maps first (pool5 drops their last row or column), a batch of one first.
@@ -22,25 +23,33 @@ def _head_reference(features: torch.Tensor, fc: nn.Linear) -> torch.Tensor:
 def _head_mistakes(features: torch.Tensor, fc: nn.Linear, expected: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
     """(scores, hint) of typical wrong heads."""
     pooled = F.max_pool2d(features, 2)
-    global_max = "that is global *max* pooling: average over height and width instead"
-    logits = "return raw scores (logits): cross-entropy applies softmax itself"
+    global_max = tr("that is global *max* pooling: average over height and width instead")
+    logits = tr("return raw scores (logits): cross-entropy applies softmax itself")
     with torch.no_grad():
         return [
-            (fc(features.mean(dim=(2, 3))), "pool5 is missing: max-pool 2x2 (F.max_pool2d(x, 2)) before the average"),
+            (
+                fc(features.mean(dim=(2, 3))),
+                tr("pool5 is missing: max-pool 2x2 (F.max_pool2d(x, 2)) before the average"),
+            ),
             (
                 fc(F.avg_pool2d(features, 2).mean(dim=(2, 3))),
-                "pool5 is an average pool: use max pooling, F.max_pool2d(x, 2) or nn.MaxPool2d(2)",
+                tr("pool5 is an average pool: use max pooling, F.max_pool2d(x, 2) or nn.MaxPool2d(2)"),
             ),
             (
                 fc(F.max_pool2d(features, 2, ceil_mode=True).mean(dim=(2, 3))),
-                "pool5 rounds up (ceil_mode=True): nn.MaxPool2d(2) rounds down, dropping the last row or column of an "
-                "odd-sized map",
+                tr(
+                    "pool5 rounds up (ceil_mode=True): nn.MaxPool2d(2) rounds down, dropping the last row or column "
+                    "of an odd-sized map"
+                ),
             ),
             (fc(pooled.amax(dim=(2, 3))), global_max),
             (fc(features.amax(dim=(2, 3))), global_max),
             (expected.softmax(dim=1), logits),
             (expected.log_softmax(dim=1), logits),
-            (fc(pooled.sum(dim=(2, 3))), "the features are summed, not averaged: use the mean over dims 2 and 3"),
+            (
+                fc(pooled.sum(dim=(2, 3))),
+                tr("the features are summed, not averaged: use the mean over dims 2 and 3"),
+            ),
         ]
 
 
@@ -54,13 +63,16 @@ def _head_error_hint(features: torch.Tensor, fc: nn.Linear) -> Callable[[Excepti
             return None
         flat = {channels * height * width, channels * (height // 2) * (width // 2)}
         if any(f"{batch}x{n}" in text for n in flat):
-            return (
-                f"fc expects C = {channels} numbers per image: global average pooling gives exactly C for any "
-                "map size, while flattening the map gives C*h*w"
+            return tr(
+                "fc expects C = {channels} numbers per image: global average pooling gives exactly C for any "
+                "map size, while flattening the map gives C*h*w",
+                channels=channels,
             )
-        return (
-            f"fc expects (N, C) = ({batch}, {channels}): average over dims 2 and 3 (or flatten(1) after "
-            "nn.AdaptiveAvgPool2d(1)) before fc"
+        return tr(
+            "fc expects (N, C) = ({batch}, {channels}): average over dims 2 and 3 (or flatten(1) after "
+            "nn.AdaptiveAvgPool2d(1)) before fc",
+            batch=batch,
+            channels=channels,
         )
 
     return explain
@@ -69,12 +81,16 @@ def _head_error_hint(features: torch.Tensor, fc: nn.Linear) -> Callable[[Excepti
 def _head_shape_hint(batch: int, channels: int, classes: int) -> Callable[[tuple], str | None]:
     def hint(shape: tuple) -> str | None:
         if batch == 1 and shape == (classes,):
-            return (
+            return tr(
                 ".squeeze() dropped the batch dimension for a batch of one image: use .flatten(1), or the mean "
                 "over dims (2, 3), which keeps N"
             )
         if shape == (batch, channels):
-            return f"that is the pooled features (C = {channels} per image): apply fc to get the {classes} class scores"
+            return tr(
+                "that is the pooled features (C = {channels} per image): apply fc to get the {classes} class scores",
+                channels=channels,
+                classes=classes,
+            )
         return None
 
     return hint
@@ -87,19 +103,20 @@ def check_classifier_head(head: Callable[[torch.Tensor, nn.Linear], torch.Tensor
     Values and gradients (to fc and to the features) are compared with the reference.
     """
     __tracebackhide__ = True
-    exercise = _Exercise("classifier head")
+    exercise = _Exercise(tr("classifier head"))
+    features_name = tr("the features")  # how the messages name the features' gradient
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     fc = nn.Linear(12, 5)
     for shape in _HEAD_SHAPES:
-        case = f"for features of shape {shape}"
+        case = tr("for features of shape {shape}", shape=shape)
         features = torch.randn(*shape, generator=generator)
         reference_fc, reference_in = copy.deepcopy(fc), features.clone().requires_grad_()
         expected = _head_reference(reference_in, reference_fc)
         upstream = torch.randn(expected.shape, generator=generator)
         expected_grads = dict(
             zip(
-                ("fc.weight", "fc.bias", "the features"),
+                ("fc.weight", "fc.bias", features_name),
                 torch.autograd.grad(expected, [reference_fc.weight, reference_fc.bias, reference_in], upstream),
             )
         )
@@ -112,15 +129,21 @@ def check_classifier_head(head: Callable[[torch.Tensor, nn.Linear], torch.Tensor
         if not torch.allclose(got.detach().double(), expected.detach().double(), rtol=1e-4, atol=1e-5):
             hint = _first_match(got.detach(), _head_mistakes(features, fc, expected.detach()))
             raise exercise.error(
-                f"{case}, scores differ from pool5 -> GAP -> fc by up to "
-                f"{(got.detach() - expected.detach()).abs().max().item():.3g}" + (f" ({hint})" if hint else "")
+                tr(
+                    "{case}, scores differ from pool5 -> GAP -> fc by up to {difference:.3g}",
+                    case=case,
+                    difference=(got.detach() - expected.detach()).abs().max().item(),
+                )
+                + (f" ({hint})" if hint else "")
             )
         exercise.expect_gradients(
             case,
             got,
             upstream,
-            {"fc.weight": my_fc.weight, "fc.bias": my_fc.bias, "the features": my_in},
+            {"fc.weight": my_fc.weight, "fc.bias": my_fc.bias, features_name: my_in},
             expected_grads,
-            "the backbone and fc could not learn",
+            tr("the backbone and fc could not learn"),
         )
-    exercise.passed(f"pool5 -> global average pooling -> fc, right for {len(_HEAD_SHAPES)} feature-map sizes.")
+    exercise.passed(
+        tr("pool5 -> global average pooling -> fc, right for {count} feature-map sizes.", count=len(_HEAD_SHAPES))
+    )

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..i18n import tr
 from ._common import _describe, _Exercise, _ordinal, _self_check
 
 _CLASSES = 5  # not the notebook's 7
@@ -123,49 +124,51 @@ def _loss_mistakes(before: nn.Module, after: nn.Module, images, labels) -> list[
         recomputed_eval = F.cross_entropy(after(images), labels).item()
         after.train()  # after the eval-mode run: a train-mode run moves the running statistics
         recomputed_train = F.cross_entropy(after(images), labels).item()
-    after_step = (
+    after_step = tr(
         "that is the loss *after* optimizer.step(), recomputed: return loss.item() of the loss you "
         "backpropagated, the batch's loss before the step"
     )
-    nll = (
+    nll = tr(
         "F.nll_loss expects log-probabilities (it only picks -input[label]): use F.cross_entropy on the raw "
         "scores, which applies log-softmax itself"
     )
     return [
         (
             F.cross_entropy(scores.softmax(dim=1), labels).item(),
-            "softmax before F.cross_entropy: it already applies log-softmax, so give it the raw scores",
+            tr("softmax before F.cross_entropy: it already applies log-softmax, so give it the raw scores"),
         ),
         (F.nll_loss(scores, labels).item(), nll),
         (F.nll_loss(scores.softmax(dim=1), labels).item(), nll),
         (
             F.cross_entropy(scores, labels, reduction="sum").item(),
-            "the loss is summed over the batch: use the mean (F.cross_entropy's default)",
+            tr("the loss is summed over the batch: use the mean (F.cross_entropy's default)"),
         ),
         (recomputed_train, after_step),
         (recomputed_eval, after_step),
     ]
 
 
-_DEVICE_HINT = (
-    "this check runs on the CPU: move tensors to the model's device, next(model.parameters()).device, not to a "
-    "fixed one"
-)
+def _device_hint() -> str:
+    """The hint for a tensor put on a fixed device (a function: the text is in the course's language of the moment)."""
+    return tr(
+        "this check runs on the CPU: move tensors to the model's device, next(model.parameters()).device, not to a "
+        "fixed one"
+    )
 
 
 def _train_error_hint(error: Exception) -> str | None:
     text = str(error)
     if "same device" in text:
-        return _DEVICE_HINT
+        return _device_hint()
     if "does not require grad" in text:
-        return (
+        return tr(
             "the loss has no graph to backpropagate: compute scores = model(images) outside torch.no_grad(), "
             "and call .item() only on the returned value, after loss.backward()"
         )
     if "has no attribute 'backward'" in text:
-        return "call loss.backward() on the loss tensor, and .item() only for the returned number"
+        return tr("call loss.backward() on the loss tensor, and .item() only for the returned number")
     if "backward through the graph a second time" in text:
-        return "call loss.backward() once per step, on a loss computed in this step"
+        return tr("call loss.backward() once per step, on a loss computed in this step")
     return None
 
 
@@ -175,30 +178,48 @@ def _check_returned_loss(exercise: _Exercise, case: str, got) -> None:
     exercise.expect_returned(case, got)
     if isinstance(got, torch.Tensor):
         why = (
-            "a tensor that requires grad keeps the step's whole graph alive: appended to a history list, "
-            "it keeps every step's graph in memory"
+            tr(
+                "a tensor that requires grad keeps the step's whole graph alive: appended to a history list, "
+                "it keeps every step's graph in memory"
+            )
             if got.requires_grad
-            else "a tensor, even detached, is not a number: a history list of tensors needs converting to plot"
+            else tr("a tensor, even detached, is not a number: a history list of tensors needs converting to plot")
         )
         raise exercise.error(
-            f"{case}, expected a Python float, the batch's loss, got {_describe(got)}: return loss.item() ({why}; "
-            ".item() gives the number)"
+            tr(
+                "{case}, expected a Python float, the batch's loss, got {got}: return loss.item() ({why}; "
+                ".item() gives the number)",
+                case=case,
+                got=_describe(got),
+                why=why,
+            )
         )
     if callable(got):
-        raise exercise.error(f"{case}, expected a Python float, got {_describe(got)}: call it, loss.item()")
+        raise exercise.error(
+            tr("{case}, expected a Python float, got {got}: call it, loss.item()", case=case, got=_describe(got))
+        )
     if not isinstance(got, float):
-        raise exercise.error(f"{case}, expected a Python float, the batch's loss, got {_describe(got)}: loss.item()")
+        raise exercise.error(
+            tr(
+                "{case}, expected a Python float, the batch's loss, got {got}: loss.item()",
+                case=case,
+                got=_describe(got),
+            )
+        )
 
 
 def _check_train_mode(exercise: _Exercise, case: str, record: _Recorder) -> None:
     __tracebackhide__ = True
     if not record.forwards:
-        raise exercise.error(f"{case}, the model was never called: compute scores = model(images)")
+        raise exercise.error(tr("{case}, the model was never called: compute scores = model(images)", case=case))
     if not any(training for _, training, _ in record.forwards):
         raise exercise.error(
-            f"{case}, the model ran in eval mode (it was given in eval mode, as after an evaluation): "
-            "BatchNorm normalised with its running statistics instead of the batch's, and those statistics "
-            "did not move: call model.train() first"
+            tr(
+                "{case}, the model ran in eval mode (it was given in eval mode, as after an evaluation): "
+                "BatchNorm normalised with its running statistics instead of the batch's, and those statistics "
+                "did not move: call model.train() first",
+                case=case,
+            )
         )
 
 
@@ -207,9 +228,24 @@ def _check_loss_value(exercise: _Exercise, case: str, got: float, expected: floa
     if torch.isclose(torch.tensor(got), torch.tensor(expected), **_LOSS_TOLERANCE):
         return
     hints = [hint for value, hint in mistakes if abs(got - value) <= 1e-5 + 1e-5 * abs(value)]
+    if hints:
+        raise exercise.error(
+            tr(
+                "{case}, expected the loss F.cross_entropy(model(images), labels) = {expected:.5f}, got {got:.5f} "
+                "({hint})",
+                case=case,
+                expected=expected,
+                got=got,
+                hint=hints[0],
+            )
+        )
     raise exercise.error(
-        f"{case}, expected the loss F.cross_entropy(model(images), labels) = {expected:.5f}, got {got:.5f}"
-        + (f" ({hints[0]})" if hints else "")
+        tr(
+            "{case}, expected the loss F.cross_entropy(model(images), labels) = {expected:.5f}, got {got:.5f}",
+            case=case,
+            expected=expected,
+            got=got,
+        )
     )
 
 
@@ -218,23 +254,35 @@ def _check_backward_and_step(exercise: _Exercise, case: str, record: _Recorder) 
     __tracebackhide__ = True
     if "backward" not in record.events:
         raise exercise.error(
-            f"{case}, the parameters are wrong and no gradient was computed: call loss.backward() before "
-            "optimizer.step()"
+            tr(
+                "{case}, the parameters are wrong and no gradient was computed: call loss.backward() before "
+                "optimizer.step()",
+                case=case,
+            )
         )
     if "step" not in record.events:
         raise exercise.error(
-            f"{case}, the parameters did not follow the reference step: the optimizer you were given never "
-            "stepped, call optimizer.step() after loss.backward()"
+            tr(
+                "{case}, the parameters did not follow the reference step: the optimizer you were given never "
+                "stepped, call optimizer.step() after loss.backward()",
+                case=case,
+            )
         )
     if not any(record.step_had_gradients):
         if record.events.index("step") < record.events.index("backward"):
             raise exercise.error(
-                f"{case}, optimizer.step() ran before loss.backward(): it applied no gradient (or the previous "
-                "batch's); the order is zero_grad, forward, loss, backward, step"
+                tr(
+                    "{case}, optimizer.step() ran before loss.backward(): it applied no gradient (or the previous "
+                    "batch's); the order is zero_grad, forward, loss, backward, step",
+                    case=case,
+                )
             )
         raise exercise.error(
-            f"{case}, optimizer.step() found no gradient to apply: the gradients were zeroed between "
-            "loss.backward() and optimizer.step(); zero them before the backward (or after the step)"
+            tr(
+                "{case}, optimizer.step() found no gradient to apply: the gradients were zeroed between "
+                "loss.backward() and optimizer.step(); zero them before the backward (or after the step)",
+                case=case,
+            )
         )
 
 
@@ -250,17 +298,41 @@ def _check_model_state(
         _check_backward_and_step(exercise, case, record)
         if _largest_difference(got, no_zero_grad) is None:
             raise exercise.error(
-                f"{case}, the parameters differ from the reference's by up to {size:.3g}: the gradients "
-                "accumulated over both calls (backward *adds* to .grad); call optimizer.zero_grad() each step"
+                tr(
+                    "{case}, the parameters differ from the reference's by up to {difference:.3g}: the gradients "
+                    "accumulated over both calls (backward *adds* to .grad); call optimizer.zero_grad() each step",
+                    case=case,
+                    difference=size,
+                )
             )
-        raise exercise.error(f"{case}, parameter {name} differs from the reference step's by up to {size:.3g}")
+        raise exercise.error(
+            tr(
+                "{case}, parameter {name} differs from the reference step's by up to {difference:.3g}",
+                case=case,
+                name=name,
+                difference=size,
+            )
+        )
     runs = sum(training for _, training, _ in record.forwards)
     if runs > 1:
         raise exercise.error(
-            f"{case}, the model ran {runs} times in train mode, and each run moved BatchNorm's "
-            f"running statistics ({name} differs by up to {size:.3g}): compute the scores once"
+            tr(
+                "{case}, the model ran {runs} times in train mode, and each run moved BatchNorm's "
+                "running statistics ({name} differs by up to {difference:.3g}): compute the scores once",
+                case=case,
+                runs=runs,
+                name=name,
+                difference=size,
+            )
         )
-    raise exercise.error(f"{case}, BatchNorm's {name} differs from the reference step's by up to {size:.3g}")
+    raise exercise.error(
+        tr(
+            "{case}, BatchNorm's {name} differs from the reference step's by up to {difference:.3g}",
+            case=case,
+            name=name,
+            difference=size,
+        )
+    )
 
 
 def _check_train_step(train_step: Callable) -> None:
@@ -271,7 +343,12 @@ def _check_train_step(train_step: Callable) -> None:
     mine, reference, no_zero_grad = (copy.deepcopy(model) for _ in range(3))
     my_optimizer, reference_optimizer, no_zero_grad_optimizer = map(_optimizer, (mine, reference, no_zero_grad))
     for call, (images, labels) in enumerate(_batches()):
-        case = f"on the {_ordinal(call)} call (a batch of {len(images)} images, {_CLASSES} classes, SGD with momentum)"
+        case = tr(
+            "on the {ordinal} call (a batch of {count} images, {classes} classes, SGD with momentum)",
+            ordinal=_ordinal(call),
+            count=len(images),
+            classes=_CLASSES,
+        )
         before = copy.deepcopy(reference)
         expected = _reference_step(reference, reference_optimizer, images, labels)
         _reference_step(no_zero_grad, no_zero_grad_optimizer, images, labels, zero_grad=False)
@@ -307,9 +384,9 @@ def _evaluation_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor, int]:
 
 def _evaluate_error_hint(error: Exception) -> str | None:
     if "same device" in str(error):
-        return _DEVICE_HINT
+        return _device_hint()
     if "Bool" in str(error):
-        return "turn the booleans into numbers first: (predictions == labels).float().mean()"
+        return tr("turn the booleans into numbers first: (predictions == labels).float().mean()")
     return None
 
 
@@ -320,10 +397,16 @@ def _accuracy_mistakes(model: nn.Module, images, labels, right: int, record: _Re
         scores = copy.deepcopy(model).eval()(images)
     loss, hits = F.cross_entropy(scores, labels).item(), scores.argmax(dim=1) == labels
     mistakes = [
-        (100 * right / count, "that is a percentage: return the fraction, between 0 and 1"),
-        (right, f"that is the number of right answers: divide by the number of images, {count}"),
-        (1 - right / count, "that is the error rate: the accuracy counts the images whose top score is the label"),
-        (loss, "that is the cross-entropy loss: the accuracy is the fraction of images whose top score is the label"),
+        (100 * right / count, tr("that is a percentage: return the fraction, between 0 and 1")),
+        (right, tr("that is the number of right answers: divide by the number of images, {count}", count=count)),
+        (
+            1 - right / count,
+            tr("that is the error rate: the accuracy counts the images whose top score is the label"),
+        ),
+        (
+            loss,
+            tr("that is the cross-entropy loss: the accuracy is the fraction of images whose top score is the label"),
+        ),
     ]
     sizes = [size for size, _, _ in record.forwards]
     if len(sizes) > 1 and sum(sizes) == count:
@@ -331,8 +414,10 @@ def _accuracy_mistakes(model: nn.Module, images, labels, right: int, record: _Re
         mistakes.append(
             (
                 sum(chunk.float().mean().item() for chunk in chunks) / len(chunks),
-                "you averaged the accuracies of the chunks, so the last, smaller chunk counts as much as a full "
-                "one: add up the right answers of all chunks, then divide by the number of images",
+                tr(
+                    "you averaged the accuracies of the chunks, so the last, smaller chunk counts as much as a full "
+                    "one: add up the right answers of all chunks, then divide by the number of images"
+                ),
             )
         )
     return mistakes
@@ -342,17 +427,29 @@ def _check_evaluation_mode(exercise: _Exercise, case: str, record: _Recorder, ch
     __tracebackhide__ = True
     if any(training for _, training, _ in record.forwards):
         raise exercise.error(
-            f"{case}, the model ran in train mode (it was given in train mode, as after training): BatchNorm "
-            "normalised with each batch's own statistics, and its running statistics changed: call model.eval() "
-            "first"
+            tr(
+                "{case}, the model ran in train mode (it was given in train mode, as after training): BatchNorm "
+                "normalised with each batch's own statistics, and its running statistics changed: call "
+                "model.eval() first",
+                case=case,
+            )
         )
     if any(grad for _, _, grad in record.forwards):
         raise exercise.error(
-            f"{case}, gradients were on: the forward built a graph for a backward that never comes, wasting "
-            "memory; run it under `with torch.no_grad():` (or torch.inference_mode())"
+            tr(
+                "{case}, gradients were on: the forward built a graph for a backward that never comes, wasting "
+                "memory; run it under `with torch.no_grad():` (or torch.inference_mode())",
+                case=case,
+            )
         )
     if changed is not None:
-        raise exercise.error(f"{case}, the model's {changed[0]} changed: evaluating must leave the model as it was")
+        raise exercise.error(
+            tr(
+                "{case}, the model's {name} changed: evaluating must leave the model as it was",
+                case=case,
+                name=changed[0],
+            )
+        )
 
 
 def _check_accuracy(exercise: _Exercise, case: str, got, expected: float, mistakes) -> None:
@@ -360,15 +457,29 @@ def _check_accuracy(exercise: _Exercise, case: str, got, expected: float, mistak
     exercise.expect_returned(case, got)
     if isinstance(got, torch.Tensor):
         raise exercise.error(
-            f"{case}, expected a Python float, got {_describe(got)}: return a number, e.g. with .item()"
+            tr(
+                "{case}, expected a Python float, got {got}: return a number, e.g. with .item()",
+                case=case,
+                got=_describe(got),
+            )
         )
     if not isinstance(got, (int, float)) or isinstance(got, bool):
-        raise exercise.error(f"{case}, expected a Python float, got {_describe(got)}")
+        raise exercise.error(tr("{case}, expected a Python float, got {got}", case=case, got=_describe(got)))
     if abs(got - expected) <= 1e-6:
         return
     hints = [hint for value, hint in mistakes if abs(got - value) <= 1e-5 + 1e-5 * abs(value)]
+    if hints:
+        raise exercise.error(
+            tr(
+                "{case}, expected the accuracy {expected:.4f}, got {got:.4g} ({hint})",
+                case=case,
+                expected=expected,
+                got=got,
+                hint=hints[0],
+            )
+        )
     raise exercise.error(
-        f"{case}, expected the accuracy {expected:.4f}, got {got:.4g}" + (f" ({hints[0]})" if hints else "")
+        tr("{case}, expected the accuracy {expected:.4f}, got {got:.4g}", case=case, expected=expected, got=got)
     )
 
 
@@ -377,7 +488,12 @@ def _check_evaluate(evaluate: Callable) -> None:
     __tracebackhide__ = True
     exercise = _Exercise("evaluate")
     model, images, labels, right = _evaluation_case()
-    case = f"for {len(images)} images, {_CLASSES} classes, {right} predicted right"
+    case = tr(
+        "for {count} images, {classes} classes, {right} predicted right",
+        count=len(images),
+        classes=_CLASSES,
+        right=right,
+    )
     before = _state(model)
     mine = copy.deepcopy(model)
     with _Recorder(mine) as record:
@@ -392,7 +508,9 @@ def check_training_step(train_step: Callable, evaluate: Callable) -> None:
     __tracebackhide__ = True
     _check_train_step(train_step)
     _check_evaluate(evaluate)
-    _Exercise("train_step and evaluate").passed(
-        "two steps match the reference (loss, parameters, BatchNorm statistics); the accuracy is right, "
-        "in eval mode without gradients."
+    _Exercise(tr("train_step and evaluate")).passed(
+        tr(
+            "two steps match the reference (loss, parameters, BatchNorm statistics); the accuracy is right, "
+            "in eval mode without gradients."
+        )
     )

@@ -11,8 +11,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..i18n import tr
 from ..models import bilinear_kernel, bilinear_upsampler
 from ._common import _describe, _Exercise, _first_line, _first_match, _self_check
+
+
+def _with_hint(message: str, hint: str | None) -> str:
+    """message, followed by " (hint)" when there is a hint."""
+    return tr("{text} ({hint})", text=message, hint=hint) if hint else message
+
 
 # =========================================================================== notebook 5: the bilinear kernel
 
@@ -27,11 +34,14 @@ def _kernel_shape_hint(factor: int) -> Callable[[tuple], str | None]:
 
     def hint(shape: tuple) -> str | None:
         if shape == (size,):
-            return "that is the 1-D ramp: the 2-D kernel is the outer product ramp[:, None] * ramp[None, :]"
+            return tr("that is the 1-D ramp: the 2-D kernel is the outer product ramp[:, None] * ramp[None, :]")
         if shape in ((size - 1, size - 1), (size + 1, size + 1)):
-            return (
-                f"a kernel of size {shape[0]}: for a stride-{factor} transposed convolution it is 2 * factor = "
-                f"{size} wide, an even size whose centre lies between its two middle pixels, at factor - 0.5"
+            return tr(
+                "a kernel of size {got_size}: for a stride-{factor} transposed convolution it is 2 * factor = "
+                "{size} wide, an even size whose centre lies between its two middle pixels, at factor - 0.5",
+                got_size=shape[0],
+                factor=factor,
+                size=size,
             )
         return None
 
@@ -44,7 +54,7 @@ def check_bilinear_kernel(bilinear_kernel_2d: Callable[[int], torch.Tensor]) -> 
     __tracebackhide__ = True
     exercise = _Exercise("bilinear_kernel_2d")
     for factor in (2, 4, 8):
-        case = f"for factor {factor}"
+        case = tr("for factor {factor}", factor=factor)
         expected = bilinear_kernel(1, factor)[0, 0].double()
         got = exercise.run(case, bilinear_kernel_2d, factor)
         got = exercise.expect_tensor(case, got, expected.shape, shape_hint=_kernel_shape_hint(factor)).double()
@@ -56,25 +66,33 @@ def check_bilinear_kernel(bilinear_kernel_2d: Callable[[int], torch.Tensor]) -> 
             [
                 (
                     _ramp_kernel(factor, center),
-                    f"the centre is at {center}: for an even size 2f it "
-                    f"lies between the two middle pixels, at factor - 0.5 = {factor - 0.5}",
+                    tr(
+                        "the centre is at {center}: for an even size 2f it "
+                        "lies between the two middle pixels, at factor - 0.5 = {right_center}",
+                        center=center,
+                        right_center=factor - 0.5,
+                    ),
                 )
                 for center in (factor, factor - 1)
             ],
             atol=1e-6,
         )
         if hint is None and total != 0 and torch.allclose(got * expected.sum() / total, expected, atol=1e-6):
-            hint = (
-                f"right shape, wrong scale: the kernel should sum to factor**2 = {factor * factor}, so that a "
-                "constant stays constant"
+            hint = tr(
+                "right shape, wrong scale: the kernel should sum to factor**2 = {total}, so that a "
+                "constant stays constant",
+                total=factor * factor,
             )
         elif hint is None and torch.allclose(total, expected.sum(), atol=1e-4):
-            hint = "the sum is right: check where the centre is, factor - 0.5 for an even size"
-        raise exercise.error(
-            f"{case}, first row expected {[round(v, 4) for v in expected[0].tolist()]}, "
-            f"got {[round(v, 4) for v in got[0].tolist()]}" + (f" ({hint})" if hint else "")
+            hint = tr("the sum is right: check where the centre is, factor - 0.5 for an even size")
+        message = tr(
+            "{case}, first row expected {expected}, got {got}",
+            case=case,
+            expected=[round(v, 4) for v in expected[0].tolist()],
+            got=[round(v, 4) for v in got[0].tolist()],
         )
-    exercise.passed("right kernels for factors 2, 4 and 8.")
+        raise exercise.error(_with_hint(message, hint))
+    exercise.passed(tr("right kernels for factors 2, 4 and 8."))
 
 
 # =========================================================================== notebook 5: transposed padding
@@ -108,25 +126,30 @@ def _padding_error_hint(factor: int, kernel: int, padding, output_padding) -> st
     """Why PyTorch refused nn.ConvTranspose2d(..., padding, output_padding)."""
     values = (padding, output_padding)
     if any(isinstance(value, float) for value in values):
-        return (
+        return tr(
             "PyTorch needs ints: use integer arithmetic, e.g. (kernel - factor + 1) // 2 rather than "
             "(kernel - factor) / 2, or int(math.ceil(...))"
         )
     if not all(isinstance(value, numbers.Integral) and not isinstance(value, bool) for value in values):
-        return (
-            f"padding and output_padding must be Python ints, got {_describe(padding)} and {_describe(output_padding)}"
+        return tr(
+            "padding and output_padding must be Python ints, got {padding} and {output_padding}",
+            padding=_describe(padding),
+            output_padding=_describe(output_padding),
         )
     if padding < 0:
-        return (
-            f"padding {padding} is negative: the output overshoots n * factor by kernel - factor = {kernel - factor} "
-            ">= 0 pixels, which the padding removes, so padding >= 0: did you compute factor - kernel?"
+        return tr(
+            "padding {padding} is negative: the output overshoots n * factor by kernel - factor = {overshoot} "
+            ">= 0 pixels, which the padding removes, so padding >= 0: did you compute factor - kernel?",
+            padding=padding,
+            overshoot=kernel - factor,
         )
     if output_padding < 0:
-        return "output_padding is negative: it adds rows at the end, 0 <= output_padding < stride"
+        return tr("output_padding is negative: it adds rows at the end, 0 <= output_padding < stride")
     if output_padding >= factor:
-        return (
-            f"output_padding must be smaller than the stride {factor}: take the smallest padding, "
-            "ceil((kernel - factor) / 2), and output_padding = 2 * padding - (kernel - factor) is then 0 or 1"
+        return tr(
+            "output_padding must be smaller than the stride {factor}: take the smallest padding, "
+            "ceil((kernel - factor) / 2), and output_padding = 2 * padding - (kernel - factor) is then 0 or 1",
+            factor=factor,
         )
     return None
 
@@ -138,35 +161,58 @@ def _padding_size_hint(factor: int, kernel: int, padding: int, output_padding: i
     candidates = [
         (
             (overshoot // 2, 0),
-            f"padding (kernel - factor) // 2 = {overshoot // 2} rounds the odd kernel - factor = {overshoot} down, "
-            f"leaving one pixel too many: round it up, padding = ceil((kernel - factor) / 2) = {right}, and "
-            f"output_padding = 2 * padding - (kernel - factor) = {2 * right - overshoot}",
+            tr(
+                "padding (kernel - factor) // 2 = {padding} rounds the odd kernel - factor = {overshoot} down, "
+                "leaving one pixel too many: round it up, padding = ceil((kernel - factor) / 2) = {right}, and "
+                "output_padding = 2 * padding - (kernel - factor) = {output_padding}",
+                padding=overshoot // 2,
+                overshoot=overshoot,
+                right=right,
+                output_padding=2 * right - overshoot,
+            ),
         ),
         (
             (right, 0),
-            f"output_padding forgotten: padding {right} removes 2 * {right} = {2 * right} pixels, one more than the "
-            f"overshoot kernel - factor = {overshoot}; output_padding = 2 * padding - (kernel - factor) = "
-            f"{2 * right - overshoot} adds it back at the end",
+            tr(
+                "output_padding forgotten: padding {padding} removes 2 * {padding} = {removed} pixels, one more "
+                "than the overshoot kernel - factor = {overshoot}; output_padding = 2 * padding - (kernel - factor) "
+                "= {output_padding} adds it back at the end",
+                padding=right,
+                removed=2 * right,
+                overshoot=overshoot,
+                output_padding=2 * right - overshoot,
+            ),
         ),
         (
             (factor // 2, 0),
-            f"padding factor // 2 = {factor // 2} is the bilinear upsampler's, right only for kernel 2 * factor with "
-            f"an even factor: derive it from kernel - factor = {overshoot}",
+            tr(
+                "padding factor // 2 = {padding} is the bilinear upsampler's, right only for kernel 2 * factor with "
+                "an even factor: derive it from kernel - factor = {overshoot}",
+                padding=factor // 2,
+                overshoot=overshoot,
+            ),
         ),
         (
             (kernel // 2, 0),
-            f"padding kernel // 2 = {kernel // 2} is a 'same' convolution's: a transposed convolution overshoots "
-            f"n * factor by kernel - factor = {overshoot} pixels only, so 2 * padding - output_padding = "
-            "kernel - factor",
+            tr(
+                "padding kernel // 2 = {padding} is a 'same' convolution's: a transposed convolution overshoots "
+                "n * factor by kernel - factor = {overshoot} pixels only, so 2 * padding - output_padding = "
+                "kernel - factor",
+                padding=kernel // 2,
+                overshoot=overshoot,
+            ),
         ),
     ]
     for pair, hint in candidates:
         if (padding, output_padding) == pair:
             return hint
-    return (
+    return tr(
         "the output is (n - 1) * factor - 2 * padding + kernel + output_padding, so 2 * padding - output_padding "
-        f"must equal kernel - factor = {overshoot}; yours is 2 * {padding} - {output_padding} = "
-        f"{2 * padding - output_padding}"
+        "must equal kernel - factor = {overshoot}; yours is 2 * {padding} - {output_padding} = {difference}",
+        overshoot=overshoot,
+        padding=padding,
+        output_padding=output_padding,
+        difference=2 * padding - output_padding,
     )
 
 
@@ -176,11 +222,16 @@ def _expect_pair(exercise: _Exercise, case: str, got) -> tuple:
     exercise.expect_returned(case, got)
     if isinstance(got, numbers.Number):
         raise exercise.error(
-            f"{case}, your function returned a single number, {_describe(got)}: return a pair, "
-            "(padding, output_padding)"
+            tr(
+                "{case}, your function returned a single number, {got}: return a pair, (padding, output_padding)",
+                case=case,
+                got=_describe(got),
+            )
         )
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise exercise.error(f"{case}, expected a pair (padding, output_padding), got {_describe(got)}")
+        raise exercise.error(
+            tr("{case}, expected a pair (padding, output_padding), got {got}", case=case, got=_describe(got))
+        )
     return tuple(got)
 
 
@@ -196,29 +247,50 @@ def check_transposed_padding(padding_for: Callable[[int, int], tuple[int, int]])
     __tracebackhide__ = True
     exercise = _Exercise("padding_for")
     for factor, kernel in _PADDING_CASES:
-        case = f"for factor {factor}, kernel {kernel}"
+        case = tr("for factor {factor}, kernel {kernel}", factor=factor, kernel=kernel)
         padding, output_padding = _expect_pair(exercise, case, exercise.run(case, padding_for, factor, kernel))
         wrong = _first_wrong_size(factor, kernel, padding, output_padding)
         if wrong is None:
             continue
         swapped = _first_wrong_size(factor, kernel, output_padding, padding) is None
-        order = "the pair is in the wrong order: return (padding, output_padding), padding first"
+        order = tr("the pair is in the wrong order: return (padding, output_padding), padding first")
         if isinstance(wrong, Exception):
             hint = order if swapped else _padding_error_hint(factor, kernel, padding, output_padding)
-            raise exercise.error(
-                f"{case}, nn.ConvTranspose2d(C, C, {kernel}, stride={factor}, padding={padding!r}, "
-                f"output_padding={output_padding!r}) raised {type(wrong).__name__}: {_first_line(wrong)}"
-                + (f" ({hint})" if hint else "")
+            message = tr(
+                "{case}, nn.ConvTranspose2d(C, C, {kernel}, stride={factor}, padding={padding!r}, "
+                "output_padding={output_padding!r}) raised {error}: {detail}",
+                case=case,
+                kernel=kernel,
+                factor=factor,
+                padding=padding,
+                output_padding=output_padding,
+                error=type(wrong).__name__,
+                detail=_first_line(wrong),
             )
+            raise exercise.error(_with_hint(message, hint))
         n, (height, width) = wrong
         hint = order if swapped else _padding_size_hint(factor, kernel, padding, output_padding)
         raise exercise.error(
-            f"{case}, (padding, output_padding) = ({padding}, {output_padding}): a {n}x{n} input gives "
-            f"{height}x{width}, expected {n * factor}x{n * factor} ({n} x {factor}): {hint}"
+            tr(
+                "{case}, (padding, output_padding) = ({padding}, {output_padding}): a {n}x{n} input gives "
+                "{height}x{width}, expected {size}x{size} ({n} x {factor}): {hint}",
+                case=case,
+                padding=padding,
+                output_padding=output_padding,
+                n=n,
+                height=height,
+                width=width,
+                size=n * factor,
+                factor=factor,
+                hint=hint,
+            )
         )
     exercise.passed(
-        f"every n x n input comes out (n * factor) x (n * factor), for {len(_PADDING_CASES)} (factor, kernel) "
-        "pairs, odd kernel - factor included."
+        tr(
+            "every n x n input comes out (n * factor) x (n * factor), for {count} (factor, kernel) "
+            "pairs, odd kernel - factor included.",
+            count=len(_PADDING_CASES),
+        )
     )
 
 
@@ -259,7 +331,10 @@ def _drop_overshoot(upsampled: torch.Tensor, overshoot: int) -> torch.Tensor:
 
 
 def _geometry_rule(offset: int) -> str:
-    return f"drop (k - s - 2p) // 2 = {offset} at the top and left, then crop or pad at the bottom/right to skip's size"
+    return tr(
+        "drop (k - s - 2p) // 2 = {offset} at the top and left, then crop or pad at the bottom/right to skip's size",
+        offset=offset,
+    )
 
 
 def _fusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, nn.Module]]:
@@ -277,28 +352,34 @@ def _fusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, nn.Module]]:
     with torch.no_grad():
         learned.weight.copy_(torch.randn(learned.weight.shape, generator=generator) * 0.5)
         learned.bias.copy_(torch.randn(classes, generator=generator))
-    unpadded = "upsample = nn.ConvTranspose2d(3, 3, 4, stride=2) with random weights"
+    unpadded = tr("upsample = nn.ConvTranspose2d(3, 3, 4, stride=2) with random weights")
     specs = [
         (
-            "coarse (2, 3, 4, 6), skip (2, 3, 8, 12), upsample = bilinear_upsampler(3, 2) (gives 8x12)",
+            tr("coarse (2, 3, 4, 6), skip (2, 3, 8, 12), upsample = bilinear_upsampler(3, 2) (gives 8x12)"),
             (4, 6),
             (8, 12),
             bilinear_upsampler(classes, 2),
         ),
         (
-            f"coarse (2, 3, 4, 5), skip (2, 3, 8, 10), {unpadded} (gives 10x12, 2 pixels too many: crop)",
+            tr(
+                "coarse (2, 3, 4, 5), skip (2, 3, 8, 10), {upsample} (gives 10x12, 2 pixels too many: crop)",
+                upsample=unpadded,
+            ),
             (4, 5),
             (8, 10),
             learned,
         ),
         (
-            f"coarse (2, 3, 3, 4), skip (2, 3, 7, 9), {unpadded} (gives 8x10, 1 pixel too many: crop)",
+            tr(
+                "coarse (2, 3, 3, 4), skip (2, 3, 7, 9), {upsample} (gives 8x10, 1 pixel too many: crop)",
+                upsample=unpadded,
+            ),
             (3, 4),
             (7, 9),
             learned,
         ),
         (
-            "coarse (2, 3, 5, 3), skip (2, 3, 11, 7), upsample = bilinear_upsampler(3, 2) (gives 10x6: pad)",
+            tr("coarse (2, 3, 5, 3), skip (2, 3, 11, 7), upsample = bilinear_upsampler(3, 2) (gives 10x6: pad)"),
             (5, 3),
             (11, 7),
             bilinear_upsampler(classes, 2),
@@ -329,28 +410,52 @@ def _placement_mistakes(upsampled: torch.Tensor, size, upsample: nn.ConvTranspos
     height, width = size
     mistakes = []
     if overshoot > 0:
-        layer = "no padding" if padding == 0 else f"padding {padding}"
+        if padding == 0:
+            bottom_right = tr(
+                "cropped at the bottom/right only: this layer has no padding, so its output overshoots by "
+                "k - s - 2p = {overshoot} pixels, half on each side: drop (k - s - 2p) // 2 = {offset} at the "
+                "top/left first",
+                overshoot=overshoot,
+                offset=offset,
+            )
+        else:
+            bottom_right = tr(
+                "cropped at the bottom/right only: this layer has padding {padding}, so its output overshoots by "
+                "k - s - 2p = {overshoot} pixels, half on each side: drop (k - s - 2p) // 2 = {offset} at the "
+                "top/left first",
+                padding=padding,
+                overshoot=overshoot,
+                offset=offset,
+            )
         mistakes += [
             (
                 _fit(upsampled, size, "centre"),
-                f"cropped around the centre, excess // 2 = {(upsampled.shape[-2] - height) // 2} at the top: where "
-                f"the layer's output lies is set by its geometry, not by the size difference: {rule}",
+                tr(
+                    "cropped around the centre, excess // 2 = {excess} at the top: where "
+                    "the layer's output lies is set by its geometry, not by the size difference: {rule}",
+                    excess=(upsampled.shape[-2] - height) // 2,
+                    rule=rule,
+                ),
             ),
-            (
-                _fit(upsampled, size),
-                f"cropped at the bottom/right only: this layer has {layer}, so its output overshoots by "
-                f"k - s - 2p = {overshoot} pixels, half on each side: drop (k - s - 2p) // 2 = {offset} at the "
-                "top/left first",
-            ),
+            (_fit(upsampled, size), bottom_right),
             (
                 _fit(upsampled, size, "start"),
-                f"cropped at the top/left only: the overshoot, k - s - 2p = {overshoot} pixels, lies half on each "
-                f"side: {rule}",
+                tr(
+                    "cropped at the top/left only: the overshoot, k - s - 2p = {overshoot} pixels, lies half on each "
+                    "side: {rule}",
+                    overshoot=overshoot,
+                    rule=rule,
+                ),
             ),
             (
                 _fit(_drop_overshoot(upsampled, overshoot), size),
-                "dropped the overshoot at the bottom too, then padded: upsample(coarse)[..., offset:offset + "
-                f"{height}, offset:offset + {width}] keeps its own rows where it has them; pad only what is missing",
+                tr(
+                    "dropped the overshoot at the bottom too, then padded: upsample(coarse)[..., offset:offset + "
+                    "{height}, offset:offset + {width}] keeps its own rows where it has them; pad only what is "
+                    "missing",
+                    height=height,
+                    width=width,
+                ),
             ),
         ]
     naive = (upsample.kernel_size[0] - upsample.stride[0]) // 2
@@ -358,26 +463,32 @@ def _placement_mistakes(upsampled: torch.Tensor, size, upsample: nn.ConvTranspos
         mistakes.append(
             (
                 _align(upsampled, size, naive),
-                f"dropped (k - s) // 2 = {naive} at the top/left, but the padding p = {padding} already trims "
-                f"2p = {2 * padding} pixels: {rule}",
+                tr(
+                    "dropped (k - s) // 2 = {naive} at the top/left, but the padding p = {padding} already trims "
+                    "2p = {trimmed} pixels: {rule}",
+                    naive=naive,
+                    padding=padding,
+                    trimmed=2 * padding,
+                    rule=rule,
+                ),
             )
         )
-    edge = "pad at the bottom and right, where pooling dropped the odd row or column"
+    edge = tr("pad at the bottom and right, where pooling dropped the odd row or column")
     mistakes += [
         (
             _align(upsampled, size, offset, mode="constant"),
-            'zero padding: pad by repeating the edge, F.pad(..., mode="replicate"), so the border keeps its scores',
+            tr('zero padding: pad by repeating the edge, F.pad(..., mode="replicate"), so the border keeps its scores'),
         ),
-        (_align(upsampled, size, offset, "start"), f"padded at the top and left: {edge}"),
+        (_align(upsampled, size, offset, "start"), tr("padded at the top and left: {rule}", rule=edge)),
     ]
     if min(upsampled.shape[-2:]) > 1:  # reflect padding needs two rows and columns
         mistakes.append(
             (
                 _align(upsampled, size, offset, mode="reflect"),
-                'reflect padding: pad by repeating the edge, F.pad(..., mode="replicate")',
+                tr('reflect padding: pad by repeating the edge, F.pad(..., mode="replicate")'),
             )
         )
-    resized = (
+    resized = tr(
         "you resized upsample(coarse) to skip's size with F.interpolate: crop or pad it instead, so that "
         "each pixel of both maps keeps its place"
     )
@@ -395,8 +506,8 @@ def _fusion_mistakes(
     size = skip.shape[-2:]
     aligned = _align(upsampled, size, _overshoot(upsample) // 2)
     return [(fit + skip, hint) for fit, hint in _placement_mistakes(upsampled, size, upsample)] + [
-        (aligned * skip, "multiplied: FCN adds the two score maps"),
-        (aligned, "skip is missing: add it to the upsampled coarse scores"),
+        (aligned * skip, tr("multiplied: FCN adds the two score maps")),
+        (aligned, tr("skip is missing: add it to the upsampled coarse scores")),
     ]
 
 
@@ -407,18 +518,29 @@ def _fusion_error_hint(
 
     def explain(error: Exception) -> str | None:
         if tuple(skip.shape) in calls:
-            return "you upsampled skip instead of coarse: `upsample` brings the coarse scores up to skip's resolution"
+            return tr(
+                "you upsampled skip instead of coarse: `upsample` brings the coarse scores up to skip's resolution"
+            )
         if "size" not in str(error):
             return None
         (h, w), (height, width) = upsampled_size, skip.shape[-2:]
         if not calls:
-            return (
-                f"coarse was not upsampled: pass it through `upsample` (x2) before adding it to skip; coarse is "
-                f"{coarse.shape[-2]}x{coarse.shape[-1]}, skip {height}x{width}"
+            return tr(
+                "coarse was not upsampled: pass it through `upsample` (x2) before adding it to skip; coarse is "
+                "{coarse_height}x{coarse_width}, skip {height}x{width}",
+                coarse_height=coarse.shape[-2],
+                coarse_width=coarse.shape[-1],
+                height=height,
+                width=width,
             )
-        return (
-            f"upsample(coarse) is {h}x{w} but skip is {height}x{width}: bring it to skip's size before adding: "
-            f"{_geometry_rule(_overshoot(upsample) // 2)}, padding by repeating the edge"
+        return tr(
+            "upsample(coarse) is {upsampled_height}x{upsampled_width} but skip is {height}x{width}: bring it to "
+            "skip's size before adding: {rule}, padding by repeating the edge",
+            upsampled_height=h,
+            upsampled_width=w,
+            height=height,
+            width=width,
+            rule=_geometry_rule(_overshoot(upsample) // 2),
         )
 
     return explain
@@ -429,14 +551,14 @@ def _fusion_shape_hint(coarse, skip, upsampled) -> Callable[[tuple], str | None]
 
     def hint(shape: tuple) -> str | None:
         if shape == (batch, 2 * classes, height, width):
-            return "that is U-Net's concatenation (torch.cat along channels); FCN adds the two score maps"
+            return tr("that is U-Net's concatenation (torch.cat along channels); FCN adds the two score maps")
         if shape[-2:] == tuple(upsampled.shape[-2:]):
-            return (
+            return tr(
                 "the result is upsample(coarse)'s size: bring upsample(coarse) to skip's size (crop or pad it), "
                 "not skip to its size"
             )
         if shape[-2:] == tuple(coarse.shape[-2:]):
-            return "the result is coarse's size: upsample coarse to skip's resolution, not skip down to coarse's"
+            return tr("the result is coarse's size: upsample coarse to skip's resolution, not skip down to coarse's")
         return None
 
     return hint
@@ -469,7 +591,7 @@ def _check_one_fusion(
     upsample: nn.Module,
 ) -> None:
     __tracebackhide__ = True
-    case = f"for {description}"
+    case = tr("for {description}", description=description)
     upstream = torch.randn(skip.shape, generator=torch.Generator().manual_seed(1))
     upsampled, expected, expected_grads = _fusion_reference(coarse, skip, upsample, upstream)
     mine = {
@@ -491,26 +613,42 @@ def _check_one_fusion(
         stop()
     if tuple(skip.shape) in calls and tuple(coarse.shape) not in calls:
         raise exercise.error(
-            f"{case}, you upsampled skip instead of coarse: `upsample` brings the coarse scores up "
-            "to skip's resolution, then the two are added"
+            tr(
+                "{case}, you upsampled skip instead of coarse: `upsample` brings the coarse scores up "
+                "to skip's resolution, then the two are added",
+                case=case,
+            )
         )
     got = exercise.expect_tensor(case, got, expected.shape, shape_hint=_fusion_shape_hint(coarse, skip, upsampled))
     if not torch.allclose(got.detach(), expected, rtol=1e-4, atol=1e-5):
         difference = f"{(got.detach() - expected).abs().max().item():.3g}"
         if not calls:
             raise exercise.error(
-                f"{case}, the result differs from the reference by up to {difference}: use the "
-                "`upsample` layer you are given, upsample(coarse): it is learned, while "
-                "F.interpolate is fixed"
+                tr(
+                    "{case}, the result differs from the reference by up to {difference}: use the "
+                    "`upsample` layer you are given, upsample(coarse): it is learned, while "
+                    "F.interpolate is fixed",
+                    case=case,
+                    difference=difference,
+                )
             )
         hint = _first_match(got.detach(), _fusion_mistakes(upsampled, skip, upsample))
         raise exercise.error(
-            f"{case}, the result differs from the reference, upsample(coarse) aligned by the layer's geometry "
-            f"plus skip, by up to {difference} ({hint or _geometry_rule(_overshoot(upsample) // 2)})"
+            tr(
+                "{case}, the result differs from the reference, upsample(coarse) aligned by the layer's geometry "
+                "plus skip, by up to {difference} ({hint})",
+                case=case,
+                difference=difference,
+                hint=hint or _geometry_rule(_overshoot(upsample) // 2),
+            )
         )
-    consequence = "the upsampling layer and the scores before it could not learn" + (
-        "" if calls else ": use the `upsample` layer you are given, it is learned"
-    )
+    if calls:
+        consequence = tr("the upsampling layer and the scores before it could not learn")
+    else:
+        consequence = tr(
+            "the upsampling layer and the scores before it could not learn: use the `upsample` layer you are "
+            "given, it is learned"
+        )
     exercise.expect_gradients(case, got, upstream, mine, expected_grads, consequence)
 
 
@@ -533,6 +671,9 @@ def check_skip_fusion(fuse_skip: Callable[[torch.Tensor, torch.Tensor, nn.Module
     for description, coarse, skip, upsample in cases:
         _check_one_fusion(exercise, fuse_skip, description, coarse, skip, upsample)
     exercise.passed(
-        "upsample, align by the layer's geometry (drop (k - s - 2p) // 2 at the top/left, then crop or pad at "
-        f"the bottom/right), add: right for {len(cases)} size combinations, gradients included."
+        tr(
+            "upsample, align by the layer's geometry (drop (k - s - 2p) // 2 at the top/left, then crop or pad at "
+            "the bottom/right), add: right for {count} size combinations, gradients included.",
+            count=len(cases),
+        )
     )
