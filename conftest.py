@@ -13,6 +13,7 @@ notebooks/, with the options the course needs, exactly as `make test` does:
 The real-browser test (tests/browser) runs only with FCN_BROWSER_TEST=1 (`make test-browser`).
 Notebooks that need a download (notebook 6) have no stored outputs for nbval to compare: they are
 not collected here, and tests/test_pets.py runs them top to bottom on a small fixture instead.
+The Korean edition (notebooks/ko/) is collected like the English one, after it.
 """
 
 import os
@@ -30,7 +31,7 @@ NBVAL_DEFAULT_CELL_TIMEOUT, CELL_TIMEOUT_S = 2000, 4800
 pytest_plugins = ["tests.nbval_tolerance"]
 
 collect_ignore = [] if os.environ.get("FCN_BROWSER_TEST") == "1" else ["tests/browser"]
-collect_ignore += [f"notebooks/{name}.ipynb" for name in DOWNLOAD_NOTEBOOKS]
+collect_ignore += [f"notebooks/{edition}{name}.ipynb" for name in DOWNLOAD_NOTEBOOKS for edition in ("", "ko/")]
 
 
 def pytest_configure(config):

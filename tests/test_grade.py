@@ -310,7 +310,22 @@ def scenarios(course):
         "not_json": (b"{ this is not json", "could not run", "is not JSON"),
         "not_a_notebook": (b'{"name": "a json file"}', "could not run", "JSON but not a Jupyter notebook"),
         "other_course": (other_course, "could not run", "none of its cells is one of notebook 01's"),
+        # the Korean edition's student notebook (notebooks/ko/, the same cell ids and code)
+        "korean_right": (korean(answered(course)), "passed", TICK),
+        "korean_stub": (korean(student(course)), "not written", "not written yet"),
     }
+
+
+def korean(english):
+    """`english` (a notebook 1 as handed in) as a learner of the Korean edition would hand it in: the
+    Korean student notebook with the same exercise cell."""
+    notebook = copy.deepcopy(grade.load_course(NOTEBOOK_DIR / "ko")["01"].student)
+    solutions = {c.id: c.source for c in english.cells if "solution" in c.metadata.get("tags", [])}
+    for c in notebook.cells:
+        if c.id in solutions:
+            c.source = solutions[c.id]
+    assert notebook.metadata["language"] == "ko" and 'set_language("ko")' in notebook.cells[1].source
+    return notebook
 
 
 @pytest.fixture(scope="module")
@@ -355,11 +370,13 @@ def test_the_report_has_the_table_the_summary_and_escaped_messages(course, grade
     _, out, table, _ = graded
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "<h2>Summary per exercise</h2>" in report
-    assert "<td>2/17</td>" in report  # exercise 1: 2 of 17 learners passed
+    assert (
+        "<td>3/19</td>" in report
+    )  # exercise 1: 3 of 19 learners passed (right, helper_and_debug_print, korean_right)
     mistake = by_learner(table)[("wrong", "1")]["message"]
     assert f"{html.escape(mistake)} (×3)" in report  # the most common mistake: wrong, check_deleted, shadowing_def
     assert "<script>" not in report and "&lt;script&gt;alert(1)&lt;/script&gt;" in report
-    assert report.count('class="mark passed"') == 2 and "Files not graded" in report
+    assert report.count('class="mark passed"') == 3 and "Files not graded" in report
     feedback = (out / "feedback" / "html_in_message.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;" in feedback and "<script>" not in feedback
     assert 'href="feedback/check_prints_tick.html"' in report

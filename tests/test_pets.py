@@ -43,6 +43,8 @@ from tests.pets_fixture import build_pets
 fixture_files, pets_env, no_network = pets_fixture.fixture_files, pets_fixture.pets_env, pets_fixture.no_network
 
 NOTEBOOK = NOTEBOOK_DIR / "06_real_photos.ipynb"
+#: The same notebook in the Korean edition, built from the English one (publish/translations.py).
+NOTEBOOK_KO = NOTEBOOK_DIR / "ko" / "06_real_photos.ipynb"
 
 
 # ---------------------------------------------------------------------------- trimaps and the fixture
@@ -271,8 +273,9 @@ def run_notebook(path, timeout=600):
     return notebook, None
 
 
-def test_notebook_6_runs_top_to_bottom_on_the_fixture(pets_env):
-    notebook, error = run_notebook(NOTEBOOK)
+@pytest.mark.parametrize("path", [NOTEBOOK, NOTEBOOK_KO], ids=["en", "ko"])
+def test_notebook_6_runs_top_to_bottom_on_the_fixture(pets_env, path):
+    notebook, error = run_notebook(path)
     assert error is None, str(error)[-3000:]
     text = "\n".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "NOT the full dataset" in text and "✓ trimap_to_mask" in text

@@ -190,8 +190,10 @@ def collected(*args) -> list[str]:
 def test_plain_pytest_nbval_from_the_root_runs_the_unit_tests_and_every_notebook():
     items = collected("--nbval")
     notebooks = sorted({line.split("::")[0] for line in items if ".ipynb::" in line})
-    # every notebook but those that need a download (no stored outputs; tests/test_pets.py runs them)
-    assert notebooks == [str(p.relative_to(ROOT)) for p in course_notebooks()]
+    # every notebook but those that need a download (no stored outputs; tests/test_pets.py runs them),
+    # in English and then in the Korean edition
+    english = [p.relative_to(ROOT) for p in course_notebooks()]
+    assert notebooks == [str(p) for p in english] + [str(p.parent / "ko" / p.name) for p in english]
     assert "notebooks/06_real_photos.ipynb" not in notebooks
     assert any(line.startswith("tests/test_models.py::") for line in items)
     assert not any(line.startswith("tests/browser") for line in items)  # only with FCN_BROWSER_TEST=1
@@ -224,6 +226,10 @@ def test_every_subpackage_of_course_utils_is_installed():
         ".".join(init.parent.relative_to(ROOT).parts) for root in roots for init in (ROOT / root).rglob("__init__.py")
     }
     assert on_disk == listed, f"pyproject.toml [tool.setuptools] packages: {sorted(listed)}, on disk: {sorted(on_disk)}"
+    # and the translations of course_utils' messages travel with it as package data
+    patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["course_utils"]
+    catalogs = [p.relative_to(ROOT / "course_utils") for p in (ROOT / "course_utils" / "locales").rglob("*.po")]
+    assert catalogs and all(any(c.match(pattern) for pattern in patterns) for c in catalogs), (catalogs, patterns)
 
 
 def test_the_sanitizer_masks_what_differs_between_machines_and_torch_versions():

@@ -24,11 +24,44 @@ from course_utils.student import (
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+#: The English notebooks and the Korean edition built from them (notebooks/ko/).
+EDITIONS = {"en": NOTEBOOK_DIR, "ko": NOTEBOOK_DIR / "ko"}
+#: How each edition's stub names its exercise and says it is not written.
+STUB_WORDING = {"en": ("Exercise {} (", "is not written yet"), "ko": ("연습 문제 {} (", "아직 작성하지 않았습니다")}
+
+
+@pytest.fixture(scope="module", params=sorted(EDITIONS))
+def edition(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
-    target = tmp_path_factory.mktemp("student")
-    written = build_student_notebooks(NOTEBOOK_DIR, target)
-    return [(nbformat.read(NOTEBOOK_DIR / p.name, 4), nbformat.read(p, 4), p.name) for p in written]
+def pairs(tmp_path_factory, edition):
+    source = EDITIONS[edition]
+    target = tmp_path_factory.mktemp(f"student-{edition}")
+    written = build_student_notebooks(source, target)
+    return [(nbformat.read(source / p.name, 4), nbformat.read(p, 4), p.name) for p in written]
+
+
+def not_written_message(language):
+    """What a self-check says, in `language`, when it meets an exercise's stub."""
+    from course_utils.checks._common import _not_written
+    from course_utils.i18n import set_language
+
+    set_language(language)
+    try:
+        return _not_written()
+    finally:
+        set_language("en")
+
+
+@pytest.fixture()
+def english_afterwards():
+    """A test that runs a Korean notebook's first cell (set_language("ko")) leaves English behind."""
+    yield
+    from course_utils.i18n import set_language
+
+    set_language("en")
 
 
 def solution_lines(source):
@@ -46,7 +79,7 @@ def is_solution(cell):
 
 
 def test_every_notebook_gets_a_student_version(pairs):
-    assert [name for _, _, name in pairs] == sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+    assert [name for _, _, name in pairs] == sorted(p.name for p in NOTEBOOK_DIR.glob("[0-9]*.ipynb"))  # both editions
     assert len(pairs) >= 5
 
 
@@ -63,7 +96,8 @@ def test_no_solution_code_survives(pairs):
         assert BEGIN not in text and END not in text
 
 
-def test_solution_cells_become_stubs_with_cleared_outputs(pairs):
+def test_solution_cells_become_stubs_with_cleared_outputs(pairs, edition):
+    label, not_written = STUB_WORDING[edition]
     for _, student, name in pairs:
         stubs = [(index, cell) for index, cell in enumerate(student.cells) if is_solution(cell)]
         assert stubs, name
@@ -73,9 +107,9 @@ def test_solution_cells_become_stubs_with_cleared_outputs(pairs):
             compile(cell.source, name, "exec")  # still valid Python
             # the stub names the exercise of the last "Exercise N ·" heading above it
             above = "\n".join(c.source for c in student.cells[:index] if c.cell_type == "markdown")
-            number = re.findall(r"^#+\s*Exercise\s+(\d+)\s*·", above, re.MULTILINE)[-1]
-            assert f'NotImplementedError("Exercise {number} (' in cell.source, f"{name} cell {index}"
-            assert "is not written yet" in cell.source
+            number = re.findall(r"^#+\s*(?:Exercise|연습 문제)\s+(\d+)\s*·", above, re.MULTILINE)[-1]
+            assert f'NotImplementedError("{label.format(number)}' in cell.source, f"{name} cell {index}"
+            assert not_written in cell.source
 
 
 def test_everything_else_is_unchanged_but_some_outputs(pairs):
@@ -91,7 +125,8 @@ def test_everything_else_is_unchanged_but_some_outputs(pairs):
             assert original == copy, f"{name}: a non-solution cell changed"
 
 
-def test_each_self_check_rejects_its_stub_with_its_own_message(pairs):
+def test_each_self_check_rejects_its_stub_with_its_own_message(pairs, edition, english_afterwards):
+    expected = not_written_message(edition)
     for _, student, _name in pairs:
         code = [cell for cell in student.cells if cell.cell_type == "code"]
         namespace = {}
@@ -101,7 +136,7 @@ def test_each_self_check_rejects_its_stub_with_its_own_message(pairs):
             if not is_solution(stub):
                 continue
             exec(stub.source, namespace)
-            with pytest.raises(SelfCheckError, match=r"^\S+.*: not written yet: replace `raise NotImplementedError`"):
+            with pytest.raises(SelfCheckError, match=r"^\S+.*: " + re.escape(expected)):
                 exec(check.source, namespace)
 
 
