@@ -24,7 +24,7 @@ copyright = "2026, the course's authors (MIT licence)"
 extensions = ["myst_nb"]
 
 root_doc = "docs/index"
-include_patterns = ["docs/*.md", "notebooks/0*.ipynb"]
+include_patterns = ["docs/*.md", "notebooks/0*.ipynb", "notebooks/ko/0*.ipynb"]
 exclude_patterns = [
     ".venv",
     ".git",
@@ -56,6 +56,8 @@ html_copy_source = True
 html_sourcelink_suffix = ""  # _sources/notebooks/NN_name.ipynb: the notebook itself, downloadable
 html_show_sphinx = False
 html_last_updated_fmt = None
+html_static_path = ["_static"]
+html_css_files = ["korean-font.css"]  # NanumGothic for Hangul, copied into _static/fonts/ by publish.site
 html_theme_options = {
     "home_page_in_toc": True,
     "show_navbar_depth": 1,
@@ -69,3 +71,4 @@ html_theme_options = {
 def setup(app):
     app.connect("doctree-read", site.add_run_locally_note)
     app.connect("build-finished", site.copy_mathjax)
+    app.connect("build-finished", site.copy_korean_font)

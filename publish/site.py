@@ -32,29 +32,61 @@ class SiteError(RuntimeError):
     """The site could not be built, or it would not work offline."""
 
 
+#: The Korean edition's landing page (docs/ko.md) and its notebooks (notebooks/ko/).
+KOREAN_LANDING, KOREAN_NOTEBOOKS = "docs/ko", "notebooks/ko/"
+
+
+def language_switch(docname: str) -> tuple[str, str]:
+    """(link text, relative URL) of the same page in the other language, for any page of the site:
+    a notebook's counterpart, or for a docs page (English only) the Korean landing page."""
+    if docname.startswith(KOREAN_NOTEBOOKS):
+        return "English", "../" + docname.removeprefix(KOREAN_NOTEBOOKS) + ".html"
+    if docname.startswith("notebooks/"):
+        return "한국어", "ko/" + docname.removeprefix("notebooks/") + ".html"
+    if docname == KOREAN_LANDING:
+        return "English", "index.html"
+    return "한국어", "ko.html"  # a page of docs/, beside docs/ko.md
+
+
 def add_run_locally_note(app, doctree) -> None:
-    """Sphinx `doctree-read` hook: under each notebook page's title, say how to run it locally and
-    link the notebook file itself (copied into the site as `_sources/notebooks/NN_name.ipynb`)."""
+    """Sphinx `doctree-read` hook: on every page, a link to the page in the other language; under
+    each notebook page's title, also how to run it locally and a link to the notebook file itself
+    (copied into the site as `_sources/notebooks/[ko/]NN_name.ipynb`)."""
     docname = app.env.docname
-    if not docname.startswith("notebooks/"):
-        return
-    name = docname.split("/", 1)[1] + ".ipynb"
-    paragraph = nodes.paragraph()
-    paragraph += nodes.strong(text="Run it yourself: ")
-    paragraph += nodes.Text("in a clone of the course, ")
-    paragraph += nodes.literal(text="make lab")
-    paragraph += nodes.Text(" installs everything and opens JupyterLab; open ")
-    paragraph += nodes.literal(text=f"notebooks/{name}")
-    paragraph += nodes.Text(" there and run all cells. This page shows the outputs stored in the notebook (")
-    paragraph += nodes.reference(text="download the notebook", refuri=f"../_sources/notebooks/{name}")
-    paragraph += nodes.Text(").")
-    note = nodes.note("", paragraph, classes=["run-locally"])
+    text, url = language_switch(docname)
+    switch = nodes.paragraph(classes=["edition-switch"])
+    switch += nodes.reference(text=text, refuri=url, classes=["edition-switch-link"])
+    parts = [switch]
+    if docname.startswith("notebooks/"):
+        path = docname.split("/", 1)[1] + ".ipynb"
+        paragraph = nodes.paragraph()
+        if docname.startswith(KOREAN_NOTEBOOKS):
+            paragraph += nodes.strong(text="직접 실행하기: ")
+            paragraph += nodes.Text("강좌 저장소를 클론한 폴더에서 ")
+            paragraph += nodes.literal(text="make lab")
+            paragraph += nodes.Text("을 실행하면 필요한 것을 모두 설치하고 JupyterLab을 엽니다. 거기서 ")
+            paragraph += nodes.literal(text=f"notebooks/{path}")
+            paragraph += nodes.Text("을 열고 모든 셀을 실행하세요. 이 페이지는 노트북에 저장된 출력을 보여 줍니다(")
+            paragraph += nodes.reference(text="노트북 내려받기", refuri=f"../../_sources/notebooks/{path}")
+            paragraph += nodes.Text(").")
+        else:
+            paragraph += nodes.strong(text="Run it yourself: ")
+            paragraph += nodes.Text("in a clone of the course, ")
+            paragraph += nodes.literal(text="make lab")
+            paragraph += nodes.Text(" installs everything and opens JupyterLab; open ")
+            paragraph += nodes.literal(text=f"notebooks/{path}")
+            paragraph += nodes.Text(" there and run all cells. This page shows the outputs stored in the notebook (")
+            paragraph += nodes.reference(text="download the notebook", refuri=f"../_sources/notebooks/{path}")
+            paragraph += nodes.Text(").")
+        parts.append(nodes.note("", paragraph, classes=["run-locally"]))
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is None:
-        doctree.insert(0, note)
+        for part in reversed(parts):
+            doctree.insert(0, part)
     else:
         title_index = next((i for i, child in enumerate(section.children) if isinstance(child, nodes.title)), -1)
-        section.insert(title_index + 1, note)
+        for part in reversed(parts):
+            section.insert(title_index + 1, part)
 
 
 def copy_mathjax(app, exception) -> None:
@@ -67,6 +99,32 @@ def copy_mathjax(app, exception) -> None:
     for part in (destination / "es5").iterdir():
         part.rename(destination / part.name)
     (destination / "es5").rmdir()
+
+
+def copy_korean_font(app, exception) -> None:
+    """Sphinx `build-finished` hook: NanumGothic (regular, bold) into `_static/fonts/`, for the Korean
+    pages (docs/_static/korean-font.css), from the package that also draws the Korean figures."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from course_utils.i18n import korean_font_files
+
+    destination = Path(app.outdir) / "_static" / "fonts"
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in korean_font_files():
+        if path.stem in ("NanumGothic", "NanumGothicBold"):
+            write_web_font(path, destination / path.name)
+
+
+def write_web_font(source: Path, destination: Path) -> None:
+    """Copy a TrueType font without its TSI* tables (the hinting sources of Microsoft's VTT). The
+    NanumGothic files carry an empty TSI3, and browsers' font sanitizer (OTS) rejects the whole font
+    for it ("TSI3: zero-length table"), which would leave the Korean pages without their font."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(str(source))
+    for table in [tag for tag in font.keys() if tag.startswith("TSI")]:
+        del font[table]
+    font.save(str(destination))
 
 
 def write_redirect(out: Path) -> None:
@@ -85,7 +143,8 @@ def build(out: Path = OUT, quiet: bool = True) -> Path:
     from sphinx.cmd.build import build_main
 
     vendor.vendored("mathjax3")  # fetched before Sphinx starts, so a failure reads clearly
-    args = ["-b", "html", "-c", str(ROOT / "docs"), "-d", str(out.parent / "site-doctrees"), "-W", "--keep-going"]
+    # -E: read every page afresh, so that a change to the hooks here reaches pages whose source did not change
+    args = ["-b", "html", "-E", "-c", str(ROOT / "docs"), "-d", str(out.parent / "site-doctrees"), "-W", "--keep-going"]
     args += ["-q"] if quiet else []
     status = build_main([*args, str(ROOT), str(out)])
     if status != 0:

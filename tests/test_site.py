@@ -44,6 +44,23 @@ def test_notebook_pages_show_the_stored_outputs_and_how_to_run_them(site):
     assert "FCN-8s" in page and "<details>" in page
 
 
+def test_both_editions_are_built_and_every_page_links_to_the_other_language(site):
+    korean = sorted(path.stem for path in (ROOT / "notebooks" / "ko").glob("0*.ipynb"))
+    assert korean == NOTEBOOKS
+    for name in NOTEBOOKS:
+        english_page = (site / "notebooks" / f"{name}.html").read_text()
+        korean_page = (site / "notebooks" / "ko" / f"{name}.html").read_text()
+        assert f'href="ko/{name}.html">한국어</a>' in english_page, name
+        assert f'href="../{name}.html">English</a>' in korean_page, name
+        assert "직접 실행하기" in korean_page and f"notebooks/ko/{name}.ipynb" in korean_page, name
+        assert (site / "_sources" / "notebooks" / "ko" / f"{name}.ipynb").is_file(), name
+    for name in DOCS:
+        page = (site / "docs" / f"{name}.html").read_text()
+        assert ('href="index.html">English</a>' if name == "ko" else 'href="ko.html">한국어</a>') in page, name
+    figures = (site / "notebooks" / "ko" / "05_upsampling_and_skip_connections.html").read_text().count("<img")
+    assert figures >= 5, "the Korean notebook's stored figures are missing"
+
+
 def test_the_built_site_fetches_nothing_from_other_machines(site):
     assert offline.scan_folder(site) == {}
     mathjax = site / "_static" / "mathjax" / "tex-chtml.js"

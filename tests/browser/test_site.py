@@ -181,3 +181,31 @@ def test_the_dark_mode_switch_turns_the_page_dark(site_browser):
         assert red + green + blue < 3 * 80, f"dark mode, but the page's background is {background}"
         page.screenshot(path=str(SCREENSHOT_DIR / "site-dark.png"))
     assert not blocked, f"the dark page tried to fetch from other machines: {blocked}"
+
+
+def test_the_language_switch_leads_to_the_korean_page_and_back(site_browser):
+    base, browser = site_browser
+    blocked: list[str] = []
+    name = "05_upsampling_and_skip_connections"
+    with offline_page(browser, blocked) as page:
+        page.goto(f"{base}/notebooks/{name}.html")
+        page.locator("a.edition-switch-link").click()
+        page.wait_for_url(f"**/notebooks/ko/{name}.html")
+        page.wait_for_load_state("load")
+        text = page.locator("article").inner_text()
+        assert "직접 실행하기" in text and sum("\uac00" <= char <= "\ud7a3" for char in text) > 1000
+        images = page.locator("article img")
+        assert images.count() >= 5
+        assert images.evaluate_all("images => images.every(i => i.complete && i.naturalWidth > 0)")
+        wait_for_maths(page)
+        assert not RAW_MATHS.search(page.locator("article").inner_text())
+        # Hangul is drawn with the NanumGothic served from the site itself (no Korean system font needed)
+        page.evaluate("document.fonts.ready")
+        assert page.evaluate("document.fonts.check('16px NanumGothic', '한국어')")
+        assert page.evaluate(
+            "[...document.fonts].some(f => f.family.includes('NanumGothic') && f.status === 'loaded')"
+        ), "NanumGothic was not loaded"
+        page.screenshot(path=str(SCREENSHOT_DIR / "site-notebook-05-ko.png"))
+        page.locator("a.edition-switch-link").click()
+        page.wait_for_url(f"**/notebooks/{name}.html")
+    assert not blocked, f"the Korean page tried to fetch from other machines: {blocked}"
