@@ -15,6 +15,8 @@ from course_utils.student import build_student_notebooks, exercises
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+#: The Korean edition, built from the English notebooks with the same cells: graded the same way.
+KOREAN = sorted((NOTEBOOK_DIR / "ko").glob("[0-9]*.ipynb"))
 SOLUTION_META = {"solution": True, "grade": False, "locked": False, "schema_version": 3}
 CHECK_META = {"solution": False, "grade": True, "locked": True, "points": 1, "schema_version": 3}
 needs_nbgrader = pytest.mark.skipif(
@@ -33,7 +35,7 @@ def tagged(notebook):
     return found
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS + KOREAN, ids=lambda p: "/".join(p.parts[-2:]))
 def test_solution_and_check_cells_have_nbgrader_metadata(path):
     notebook = nbformat.read(path, as_version=4)
     cells = tagged(notebook)
@@ -63,11 +65,12 @@ def test_the_student_notebooks_keep_the_metadata(tmp_path):
 # --- nbgrader's own validation (optional) ---------------------------------------------------------------
 
 
-def student_notebook_1(tmp_path, right: bool) -> Path:
-    """Notebook 1's student version in tmp_path, with the exercise answered right or wrong."""
+def student_notebook_1(tmp_path, right: bool, edition: str = "") -> Path:
+    """Notebook 1's student version (English, or edition "ko") in tmp_path, with the exercise
+    answered right or wrong."""
     from course_utils.student import student_notebook
 
-    source = next(NOTEBOOK_DIR.glob("01_*.ipynb"))
+    source = next((NOTEBOOK_DIR / edition).glob("01_*.ipynb"))
     solution = nbformat.read(source, 4)
     notebook = student_notebook(copy.deepcopy(solution))
     for cell, original in zip(notebook.cells, solution.cells):
@@ -83,22 +86,24 @@ def test_nbgrader_accepts_the_metadata():
     from nbgrader.nbgraderformat import MetadataValidator
 
     assert MetadataValidator.schema_version == 3
-    for path in NOTEBOOKS:
+    for path in NOTEBOOKS + KOREAN:
         MetadataValidator().validate_nb(nbformat.read(path, as_version=4))  # raises ValidationError if wrong
 
 
 @needs_nbgrader
-def test_nbgrader_validate_passes_a_right_answer(tmp_path):
+@pytest.mark.parametrize("edition", ["", "ko"], ids=["en", "ko"])
+def test_nbgrader_validate_passes_a_right_answer(tmp_path, edition):
     from nbgrader.validator import Validator
 
-    assert Validator().validate(str(student_notebook_1(tmp_path, right=True))) == {}
+    assert Validator().validate(str(student_notebook_1(tmp_path, right=True, edition=edition))) == {}
 
 
 @needs_nbgrader
-def test_nbgrader_validate_names_the_failing_check(tmp_path):
+@pytest.mark.parametrize("edition", ["", "ko"], ids=["en", "ko"])
+def test_nbgrader_validate_names_the_failing_check(tmp_path, edition):
     from nbgrader.validator import Validator
 
-    results = Validator().validate(str(student_notebook_1(tmp_path, right=False)))
+    results = Validator().validate(str(student_notebook_1(tmp_path, right=False, edition=edition)))
     (failed,) = results["failed"]
     assert failed["source"] == "check_mask_to_box(mask_to_box)"
     assert "SelfCheckError" in failed["raw_error"] and "mask_to_box:" in failed["raw_error"]
