@@ -48,6 +48,25 @@ def language_switch(docname: str) -> tuple[str, str]:
     return "한국어", "ko.html"  # a page of docs/, beside docs/ko.md
 
 
+#: The run-it-yourself note's words around `make lab`, the notebook's path and the download link.
+RUN_LOCALLY = {
+    "en": (
+        "Run it yourself: ",
+        "in a clone of the course, ",
+        " installs everything and opens JupyterLab; open ",
+        " there and run all cells. This page shows the outputs stored in the notebook (",
+        "download the notebook",
+    ),
+    "ko": (
+        "직접 실행하기: ",
+        "강좌 저장소를 클론한 폴더에서 ",
+        "을 실행하면 필요한 것을 모두 설치하고 JupyterLab을 엽니다. 거기서 ",
+        "을 열고 모든 셀을 실행하세요. 이 페이지는 노트북에 저장된 출력을 보여 줍니다(",
+        "노트북 내려받기",
+    ),
+}
+
+
 def add_run_locally_note(app, doctree) -> None:
     """Sphinx `doctree-read` hook: on every page, a link to the page in the other language; under
     each notebook page's title, also how to run it locally and a link to the notebook file itself
@@ -59,25 +78,17 @@ def add_run_locally_note(app, doctree) -> None:
     parts = [switch]
     if docname.startswith("notebooks/"):
         path = docname.split("/", 1)[1] + ".ipynb"
+        korean = docname.startswith(KOREAN_NOTEBOOKS)
+        words = RUN_LOCALLY["ko" if korean else "en"]
         paragraph = nodes.paragraph()
-        if docname.startswith(KOREAN_NOTEBOOKS):
-            paragraph += nodes.strong(text="직접 실행하기: ")
-            paragraph += nodes.Text("강좌 저장소를 클론한 폴더에서 ")
-            paragraph += nodes.literal(text="make lab")
-            paragraph += nodes.Text("을 실행하면 필요한 것을 모두 설치하고 JupyterLab을 엽니다. 거기서 ")
-            paragraph += nodes.literal(text=f"notebooks/{path}")
-            paragraph += nodes.Text("을 열고 모든 셀을 실행하세요. 이 페이지는 노트북에 저장된 출력을 보여 줍니다(")
-            paragraph += nodes.reference(text="노트북 내려받기", refuri=f"../../_sources/notebooks/{path}")
-            paragraph += nodes.Text(").")
-        else:
-            paragraph += nodes.strong(text="Run it yourself: ")
-            paragraph += nodes.Text("in a clone of the course, ")
-            paragraph += nodes.literal(text="make lab")
-            paragraph += nodes.Text(" installs everything and opens JupyterLab; open ")
-            paragraph += nodes.literal(text=f"notebooks/{path}")
-            paragraph += nodes.Text(" there and run all cells. This page shows the outputs stored in the notebook (")
-            paragraph += nodes.reference(text="download the notebook", refuri=f"../_sources/notebooks/{path}")
-            paragraph += nodes.Text(").")
+        paragraph += nodes.strong(text=words[0])
+        paragraph += nodes.Text(words[1])
+        paragraph += nodes.literal(text="make lab")
+        paragraph += nodes.Text(words[2])
+        paragraph += nodes.literal(text=f"notebooks/{path}")
+        paragraph += nodes.Text(words[3])
+        paragraph += nodes.reference(text=words[4], refuri="../" * (2 if korean else 1) + f"_sources/notebooks/{path}")
+        paragraph += nodes.Text(").")
         parts.append(nodes.note("", paragraph, classes=["run-locally"]))
     section = next(iter(doctree.findall(nodes.section)), None)
     if section is None:

@@ -83,6 +83,18 @@ def site_browser(built_site):
         yield base, browser
 
 
+def wait_for_fonts(page) -> None:
+    """Wait until the page's web fonts are loaded (the site's NanumGothic draws Hangul, also in the
+    sidebar and the language switch of English pages), so that a screenshot shows them."""
+    page.evaluate(
+        """async () => {
+            await document.fonts.ready;
+            if (/[\uac00-\ud7a3]/.test(document.body.innerText)) await document.fonts.load("16px NanumGothic", "한");
+            await document.fonts.ready;
+        }"""
+    )
+
+
 def wait_for_maths(page) -> int:
     """Wait until MathJax has typeset every maths element on the page; returns how many there are."""
     count = page.locator("article .math").count()
@@ -103,6 +115,7 @@ def test_the_landing_page_lists_the_notebooks_in_order(site_browser):
         pages = [Path(urlparse(link).path).stem for link in links if "/notebooks/" in link]
         assert [name for name in pages if name in NOTEBOOK_PAGES] == NOTEBOOK_PAGES
         assert "make lab" in page.inner_text("article")
+        wait_for_fonts(page)
         page.screenshot(path=str(SCREENSHOT_DIR / "site-landing.png"))
     assert not blocked, f"the landing page tried to fetch from other machines: {blocked}"
 
@@ -144,9 +157,11 @@ def test_each_notebook_page_shows_figures_maths_and_hints_and_links_on(site_brow
             page.goto(f"{base}/notebooks/{name}.html")
             wait_for_maths(page)
             page.locator("article img").first.scroll_into_view_if_needed()
+            wait_for_fonts(page)
             page.screenshot(path=str(SCREENSHOT_DIR / "site-notebook-05-figure.png"))
             maths_element = page.locator("article mjx-container").first
             maths_element.scroll_into_view_if_needed()
+            wait_for_fonts(page)
             page.screenshot(path=str(SCREENSHOT_DIR / "site-notebook-05-maths.png"))
             assert maths >= 1, "notebook 5 has no typeset maths"
     assert not blocked, f"{name}: the page tried to fetch from other machines: {blocked}"
@@ -161,6 +176,7 @@ def test_search_finds_a_term_from_notebook_5(site_browser):
         results.first.wait_for(timeout=30_000)
         hrefs = results.evaluate_all("links => links.map(a => a.getAttribute('href'))")
         assert any("05_upsampling_and_skip_connections" in href for href in hrefs), hrefs
+        wait_for_fonts(page)
         page.screenshot(path=str(SCREENSHOT_DIR / "site-search.png"))
     assert not blocked, f"search tried to fetch from other machines: {blocked}"
 
@@ -179,6 +195,7 @@ def test_the_dark_mode_switch_turns_the_page_dark(site_browser):
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         red, green, blue = (int(value) for value in re.findall(r"\d+", background)[:3])
         assert red + green + blue < 3 * 80, f"dark mode, but the page's background is {background}"
+        wait_for_fonts(page)
         page.screenshot(path=str(SCREENSHOT_DIR / "site-dark.png"))
     assert not blocked, f"the dark page tried to fetch from other machines: {blocked}"
 
@@ -205,6 +222,7 @@ def test_the_language_switch_leads_to_the_korean_page_and_back(site_browser):
         assert page.evaluate(
             "[...document.fonts].some(f => f.family.includes('NanumGothic') && f.status === 'loaded')"
         ), "NanumGothic was not loaded"
+        wait_for_fonts(page)
         page.screenshot(path=str(SCREENSHOT_DIR / "site-notebook-05-ko.png"))
         page.locator("a.edition-switch-link").click()
         page.wait_for_url(f"**/notebooks/{name}.html")
