@@ -35,7 +35,7 @@ def tagged(notebook):
     return found
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS + KOREAN, ids=lambda p: "/".join(p.parts[-2:]))
+@pytest.mark.parametrize("path", NOTEBOOKS + KOREAN, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_solution_and_check_cells_have_nbgrader_metadata(path):
     notebook = nbformat.read(path, as_version=4)
     cells = tagged(notebook)
