@@ -60,8 +60,14 @@ def language() -> str:
 
 def tr(message: str, **fields) -> str:
     """`message` in the current language, its `{fields}` filled in (str.format)."""
-    if _language != "en":
-        message = _translations(_language).gettext(message)
+    return translate(message, _language, **fields)
+
+
+def translate(message: str, language: str, **fields) -> str:
+    """`message` in `language`, whatever the current one: for a tool that writes a notebook of
+    another edition (the student build's stubs)."""
+    if language != "en":
+        message = _translations(language).gettext(message)
     return message.format(**fields)
 
 

@@ -49,16 +49,13 @@ SPECIES = ("cat", "dog")
 TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER = 1, 2, 3
 #: Photos in the full splits: how the notebook tells the real dataset from a small copy.
 FULL_SPLIT_SIZES = {"trainval": 3680, "test": 3669}
-DATASET_DOWNLOAD = (
-    "about 800 MB (images.tar.gz and annotations.tar.gz, from https://www.robots.ox.ac.uk/~vgg/data/pets/)"
-)
 DATASET_URL = "https://www.robots.ox.ac.uk/~vgg/data/pets/"
 #: The ImageNet weights of VGG11-BN as the missing-files message names them (pretrained.WEIGHTS).
 WEIGHTS_DOWNLOAD_SIZE, WEIGHTS_DOWNLOAD_URL = "507 MB", "https://download.pytorch.org/models/vgg11_bn-6002323d.pth"
 
 
 def dataset_download() -> str:
-    """DATASET_DOWNLOAD in the course's language: what is downloaded, how big, from where."""
+    """What the dataset's download is, how big, from where (in the course's language)."""
     return tr("about 800 MB (images.tar.gz and annotations.tar.gz, from {url})", url=DATASET_URL)
 
 

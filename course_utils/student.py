@@ -43,6 +43,7 @@ import re
 import tokenize
 from pathlib import Path
 
+from .i18n import translate
 from .paths import REPO_ROOT
 
 SOLUTION_TAG, SELF_CHECK_TAG = "solution", "self-check"
@@ -51,18 +52,6 @@ STUDENT_DIR = REPO_ROOT / "build" / "student"
 HEADING = re.compile(r"^(#+)\s")
 #: An exercise's heading, in the English notebooks and in the translated ones (notebooks/ko/).
 EXERCISE = re.compile(r"^#+\s*(?:Exercise|연습 문제)\s+(\d+)\s*·\s*(.+)")
-NOT_WRITTEN = (
-    "{} is not written yet: write your answer in its cell, under its heading, run that cell, "
-    "then rerun the cells below it."
-)
-#: The stub's message in a translated notebook (its metadata "language"), exercise N as "연습 문제 N (…)".
-NOT_WRITTEN_TRANSLATED = {
-    "ko": (
-        "{}: 아직 작성하지 않았습니다. 연습 문제 제목 아래의 셀에 답을 작성하고 그 셀을 실행한 다음, "
-        "아래 셀들을 다시 실행하세요."
-    )
-}
-EXERCISE_LABEL_TRANSLATED = {"ko": "연습 문제 {} ({})"}
 
 
 class SolutionMarkerError(ValueError):
@@ -74,11 +63,15 @@ class SolutionMarkerError(ValueError):
 
 def stub_line(exercise: str, language: str = "en") -> str:
     """The statement replacing a solution block, e.g. for exercise "Exercise 1 (From a mask to a box)",
-    in the notebook's language."""
-    message = NOT_WRITTEN.format(exercise)
-    if language in NOT_WRITTEN_TRANSLATED:
-        number, title = re.match(r"Exercise (\d+) \((.*)\)$", exercise).groups()
-        message = NOT_WRITTEN_TRANSLATED[language].format(EXERCISE_LABEL_TRANSLATED[language].format(number, title))
+    in the notebook's language (its metadata "language"; the message from course_utils' catalog)."""
+    number, title = re.match(r"Exercise (\d+) \((.*)\)$", exercise).groups()
+    label = translate("Exercise {number} ({title})", language, number=number, title=title)
+    message = translate(
+        "{exercise} is not written yet: write your answer in its cell, under its heading, run that cell, "
+        "then rerun the cells below it.",
+        language,
+        exercise=label,
+    )
     return f"raise NotImplementedError({json.dumps(message, ensure_ascii=False)})"
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import polib
 
+from publish.translations import python_only
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "course_utils"
 #: Tools for instructors and maintainers, not learners: their messages stay English. (i18n.py's
@@ -36,8 +38,11 @@ def learner_modules(package: Path = PACKAGE) -> list[Path]:
 
 
 def learner_sources() -> list[Path]:
-    """The modules above and the English notebooks, whose code draws figure text through tr()."""
-    return learner_modules() + sorted((ROOT / "notebooks").glob("0*.ipynb"))
+    """Where messages are: every module of course_utils (the English-only tools too: the student
+    build writes Korean stubs with translate()) but i18n.py itself, and the English notebooks,
+    whose code draws figure text through tr()."""
+    modules = sorted(path for path in PACKAGE.rglob("*.py") if path.name != "i18n.py")
+    return modules + sorted((ROOT / "notebooks").glob("0*.ipynb"))
 
 
 def _trees(path: Path) -> list[tuple[str, ast.AST]]:
@@ -49,8 +54,7 @@ def _trees(path: Path) -> list[tuple[str, ast.AST]]:
     trees = []
     for cell in nbformat.read(path, as_version=4).cells:
         if cell.cell_type == "code":
-            lines = [line if not line.lstrip().startswith(("%", "!")) else "" for line in cell.source.splitlines()]
-            trees.append((f"{_name(path)}#{cell.id}", ast.parse("\n".join(lines))))
+            trees.append((f"{_name(path)}#{cell.id}", ast.parse(python_only(cell.source))))
     return trees
 
 
@@ -58,10 +62,14 @@ def _name(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 
 
+#: The functions whose first argument is a message: tr(message, ...) and translate(message, language, ...).
+TRANSLATING = ("tr", "translate")
+
+
 def _is_tr(node: ast.AST) -> bool:
     return isinstance(node, ast.Call) and (
-        (isinstance(node.func, ast.Name) and node.func.id == "tr")
-        or (isinstance(node.func, ast.Attribute) and node.func.attr == "tr")
+        (isinstance(node.func, ast.Name) and node.func.id in TRANSLATING)
+        or (isinstance(node.func, ast.Attribute) and node.func.attr in TRANSLATING)
     )
 
 

@@ -63,10 +63,15 @@ def translated_path(notebook: Path, lang: str) -> Path:
     return NOTEBOOKS / lang / notebook.name
 
 
+def python_only(code: str) -> str:
+    """A code cell's source with its IPython lines (%magics, !shell) blanked: plain Python, the same
+    line numbers."""
+    return "".join("\n" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines(keepends=True))
+
+
 def comments(code: str) -> list[tokenize.TokenInfo]:
     """The comment tokens of a code cell's source (IPython magics and shell lines are skipped)."""
-    lines = [line if not line.lstrip().startswith(("%", "!")) else "" for line in code.splitlines(keepends=True)]
-    tokens = tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
+    tokens = tokenize.generate_tokens(io.StringIO(python_only(code)).readline)
     return [
         token
         for token in tokens

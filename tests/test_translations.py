@@ -36,10 +36,11 @@ def catalog_problems(english, po, name="nb") -> list[str]:
 
 def code_tokens(source: str) -> list[tuple[int, str]]:
     """A code cell's tokens without comments and line breaks: what the code *does*."""
-    lines = [line if not line.lstrip().startswith(("%", "!")) else "" for line in source.splitlines(keepends=True)]
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
     return [
-        (t.type, t.string) for t in tokenize.generate_tokens(io.StringIO("".join(lines)).readline) if t.type not in skip
+        (t.type, t.string)
+        for t in tokenize.generate_tokens(io.StringIO(translations.python_only(source)).readline)
+        if t.type not in skip
     ]
 
 

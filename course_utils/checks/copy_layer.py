@@ -13,15 +13,9 @@ from ._common import _Exercise, _self_check, _shape
 #: (K classes, C channels): not the notebook's 7 and 512, so that hard-coded sizes show.
 _COPY_SIZES = [(5, 12), (3, 20)]
 
-#: The hint for autograd's refusal to change a Parameter in place (also used by `flatten_head`), in English;
-#: the hint shown is `_no_grad_hint()`, in the course's language.
-_NO_GRAD_HINT = (
-    "wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a Parameter it tracks"
-)
-
 
 def _no_grad_hint() -> str:
-    """_NO_GRAD_HINT in the current language."""
+    """The hint for autograd's refusal to change a Parameter in place (also used by `flatten_head`)."""
     return tr(
         "wrap the copy in `with torch.no_grad():`: autograd does not allow an in-place change of a Parameter it tracks"
     )
