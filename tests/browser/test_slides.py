@@ -143,6 +143,12 @@ def test_notebook_5_slides_show_code_figures_and_maths_offline(slides_folder):
         # display maths, typeset by the MathJax beside the slides, each formula once, no raw TeX left
         indices = advance_until(page, "s => s.querySelector('script[type^=\"math/tex\"]')")
         page.wait_for_function(MATHJAX_IDLE, timeout=30_000)
+        # MathJax 2 typesets a slide's maths after the slide is shown: wait (up to 30 s) until it is done
+        page.wait_for_function(
+            f"() => {slide}.querySelectorAll('.MathJax_CHTML').length"
+            f" >= {slide}.querySelectorAll('script[type^=\"math/tex\"]').length",
+            timeout=30_000,
+        )
         formulas = page.evaluate(f"() => {slide}.querySelectorAll('script[type^=\"math/tex\"]').length")
         rendered = page.evaluate(f"() => {slide}.querySelectorAll('.MathJax_CHTML').length")
         assert formulas >= 1 and rendered == formulas, (formulas, rendered)
